@@ -1,0 +1,334 @@
+"""IMDSClient: the request pipeline (token -> send -> classify -> retry) and the public API.
+
+https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/instancedata-data-retrieval.html
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import time
+from types import TracebackType
+from typing import Any, Literal, overload
+
+from . import retry
+from .config import IMDSConfig
+from .crawl import DEFAULT_CONCURRENCY, CrawlResult, crawl
+from .errors import (
+    IMDSConnectionError,
+    IMDSDisabledError,
+    IMDSError,
+    IMDSHTTPError,
+    IMDSNotFoundError,
+    IMDSResponseError,
+    IMDSThrottledError,
+    IMDSTimeoutError,
+    IMDSTokenError,
+    IMDSTokenTimeoutError,
+)
+from .pacing import AdaptiveLimit
+from .paths import parse_listing, request_path
+from .snapshot import Record, Snapshot
+from .token import HOP_LIMIT_ADVICE, TokenSession
+from .transport import TOKEN_HEADER, TTL_HEADER, Answer, Transport
+
+__all__ = ["CRAWL_ATTEMPTS", "MAX_CONNECTIONS", "IMDSClient"]
+
+_log = logging.getLogger("aioimds")
+
+TOKEN_PATH = "/latest/api/token"
+MAX_CONNECTIONS = 64
+"""Most simultaneous connections one client opens; more requests wait for a free one."""
+CRAWL_ATTEMPTS = 8
+"""Attempts per request during a dump (at least): a dump makes hundreds of requests, so it
+spends a larger retry budget than one ``get`` to come back complete from a flaky service."""
+
+
+class IMDSClient:
+    """An asyncio IMDS client: one ``aiohttp.ClientSession`` and one token for its life.
+
+    ``IMDSClient()`` reads its settings from the environment and the shared AWS config file
+    (:meth:`IMDSConfig.from_environment`); ``IMDSClient(config)`` uses ``config``; keyword
+    arguments (``endpoint=``, ``timeout=``, ``attempts=``, any :class:`IMDSConfig` field)
+    override single settings. Use it as ``async with IMDSClient(...) as imds:``; it can be
+    opened again after it is closed, in the same or another event loop.
+
+    Raises (from every request method): :class:`~aioimds.IMDSNotFoundError` (404),
+    :class:`~aioimds.IMDSDisabledError`, and other :class:`~aioimds.IMDSError` subclasses
+    naming the path and status.
+    """
+
+    def __init__(self, config: IMDSConfig | None = None, **overrides: Any) -> None:
+        base = config if config is not None else IMDSConfig.from_environment()
+        self.config = base.with_overrides(**overrides)
+        self._transport: Transport | None = None
+        self._tokens: TokenSession | None = None
+        self._rand = random.Random()
+
+    def __repr__(self) -> str:
+        state = "open" if self._transport is not None else "closed"
+        return f"IMDSClient(endpoint={self.config.base_url!r}, {state})"
+
+    async def __aenter__(self) -> IMDSClient:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def open(self) -> None:
+        """Open the HTTP session (a no-op when open). Called by ``async with``."""
+        if self._transport is None:
+            cfg = self.config
+            self._transport = Transport(cfg.base_url, timeout=cfg.timeout,
+                                        max_body=cfg.max_body, connections=MAX_CONNECTIONS)
+            self._tokens = TokenSession(self._put_token, ttl=cfg.token_ttl,
+                                        v1_allowed=not cfg.v1_disabled)
+
+    async def close(self) -> None:
+        """Close the session and forget the token; closing twice is harmless."""
+        transport, self._transport, self._tokens = self._transport, None, None
+        if transport is not None:
+            await transport.close()
+
+    @property
+    def token_puts(self) -> int:
+        """How many token PUTs the current session made."""
+        return self._tokens.puts if self._tokens is not None else 0
+
+    def _open(self) -> tuple[Transport, TokenSession]:
+        if self.config.disabled:
+            raise IMDSDisabledError(
+                "IMDS is disabled by AWS_EC2_METADATA_DISABLED; no request was sent")
+        if self._transport is None or self._tokens is None:
+            raise RuntimeError("IMDSClient is not open: use 'async with IMDSClient() as imds'")
+        return self._transport, self._tokens
+
+    # -- the pipeline ------------------------------------------------------------------------
+
+    async def _exchange(
+        self, method: str, path: str, headers: dict[str, str], *, attempts: int,
+        limit: AdaptiveLimit | None = None, retry_timeouts: bool = True,
+    ) -> Answer:
+        """Send with retries (see :mod:`aioimds.retry`); return the first final answer.
+
+        Retried: no answer, 429 (after ``Retry-After`` when given) and 5xx, up to ``attempts``
+        within the deadline. Raises the last error when the retries run out.
+        """
+        transport, _ = self._open()
+        cfg = self.config
+        start = time.monotonic()
+        attempt = 0
+        while True:
+            attempt += 1
+            timeout = cfg.timeout
+            if cfg.deadline is not None:
+                timeout = min(timeout, max(0.001, cfg.deadline - (time.monotonic() - start)))
+            ticket = await limit.acquire() if limit is not None else 0
+            throttled = False
+            status: int | None = None
+            try:
+                ans = await transport.send(method, path, headers, timeout)
+                status = ans.status
+                throttled = status == 429
+            except IMDSError as exc:
+                no_answer = isinstance(exc, (IMDSConnectionError, IMDSTimeoutError))
+                throttled = no_answer
+                if not no_answer or (not retry_timeouts and isinstance(exc, IMDSTimeoutError)):
+                    raise
+                failure: IMDSError | Answer = exc
+            else:
+                if retry.decide(ans.status) is not retry.Action.RETRY:
+                    return ans
+                failure = ans
+            finally:
+                if limit is not None:
+                    limit.release(ticket, throttled=throttled, status=status)
+            delay = _delay(failure, attempt, self._rand)
+            elapsed = time.monotonic() - start
+            if attempt >= attempts or (cfg.deadline is not None
+                                       and elapsed + delay >= cfg.deadline):
+                if isinstance(failure, Answer):
+                    return failure
+                raise failure
+            _log.debug("%s %s: %s; retry %d in %.3f s", method, path, _describe(failure),
+                       attempt, delay)
+            await asyncio.sleep(delay)
+
+    async def _put_token(self, ttl: int) -> tuple[str, int]:
+        """``PUT /latest/api/token``; returns (token, granted TTL in seconds)."""
+        try:
+            ans = await self._exchange("PUT", TOKEN_PATH, {TTL_HEADER: str(ttl)},
+                                       attempts=self.config.attempts, retry_timeouts=False)
+        except IMDSTimeoutError as exc:
+            raise IMDSTokenTimeoutError(HOP_LIMIT_ADVICE, path=TOKEN_PATH) from exc
+        if ans.status == 200:
+            return _parse_token(ans, ttl)
+        if ans.status == 400:
+            raise IMDSTokenError(
+                "this endpoint is not an IMDS or rejected the token request (400)",
+                path=TOKEN_PATH, status=400)
+        raise IMDSTokenError(f"the token PUT answered {ans.status}", path=TOKEN_PATH,
+                             status=ans.status)
+
+    async def _fetch(
+        self, path: str, *, attempts: int | None = None, limit: AdaptiveLimit | None = None
+    ) -> Record:
+        """GET ``path`` (percent-encoded) with the token; a Record of status 200 or 404.
+
+        A 401 invalidates the token, fetches a new one and retries once.
+        """
+        _, tokens = self._open()
+        tries = attempts if attempts is not None else self.config.attempts
+        for refreshed in (False, True):
+            token = await tokens.get()
+            headers = {TOKEN_HEADER: token} if token is not None else {}
+            ans = await self._exchange("GET", path, headers, attempts=tries, limit=limit)
+            if ans.status == 200:
+                return Record(ans.body, 200, ans.content_type)
+            if ans.status == 404:
+                return Record(b"", 404)
+            if ans.status != 401:
+                break
+            if token is None:
+                tokens.invalidate(None)
+                raise IMDSTokenTimeoutError(
+                    "the service requires a token (401 without one) but the token PUT failed; "
+                    + HOP_LIMIT_ADVICE,
+                    path=path, status=401)
+            if refreshed:
+                break
+            _log.debug("GET %s: 401, refreshing the token", path)
+            tokens.invalidate(token)
+        raise _status_error(ans, path)
+
+    # -- the public API ----------------------------------------------------------------------
+
+    async def get_bytes(self, path: str) -> bytes:
+        """The body of the leaf at ``path`` (relative to ``latest/``), bytes as served.
+
+        Raises: :class:`~aioimds.IMDSNotFoundError` for 404, other IMDSError subclasses.
+        """
+        req = request_path(path)
+        rec = await self._fetch(req)
+        if rec.status == 404:
+            raise IMDSNotFoundError("not found (404) on this instance", path=req, status=404)
+        return rec.body
+
+    async def get(self, path: str) -> str:
+        """The body of the leaf at ``path`` as text (UTF-8), e.g.
+        ``await imds.get("meta-data/placement/region") -> "ap-northeast-1"``.
+
+        Raises: as :meth:`get_bytes`, and :class:`~aioimds.IMDSResponseError` when the body is
+        not UTF-8 (use :meth:`get_bytes` for binary leaves such as gzip user-data).
+        """
+        body = await self.get_bytes(path)
+        try:
+            return body.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise IMDSResponseError("body is not UTF-8 text; use get_bytes()",
+                                    path=request_path(path), status=200) from exc
+
+    async def get_json(self, path: str) -> Any:
+        """The leaf at ``path`` parsed as JSON (identity document, ``iam/info``, ...).
+
+        Raises: as :meth:`get`, and :class:`~aioimds.IMDSResponseError` when it is not JSON.
+        """
+        text = await self.get(path)
+        try:
+            return json.loads(text)
+        except ValueError as exc:
+            raise IMDSResponseError(f"body is not JSON ({exc.args[0]})",
+                                    path=request_path(path), status=200) from exc
+
+    async def list(self, path: str = "") -> list[str]:
+        """The entries of the listing at ``path``, as served (``"meta-data/"`` ->
+        ``["ami-id", "placement/", ...]``); a ``/`` is appended when missing.
+
+        Raises: as :meth:`get_bytes`, and :class:`~aioimds.IMDSResponseError` when the body is
+        not a listing (not UTF-8, an HTML page).
+        """
+        req = request_path(path if path.endswith("/") or path == "" else path + "/")
+        rec = await self._fetch(req)
+        if rec.status == 404:
+            raise IMDSNotFoundError("not found (404) on this instance", path=req, status=404)
+        return parse_listing(rec.body, req)
+
+    @overload
+    async def dump(self, *, concurrency: int = ..., partial: Literal[False] = ...,
+                   attempts: int | None = ...) -> Snapshot: ...
+
+    @overload
+    async def dump(self, *, concurrency: int = ..., partial: Literal[True],
+                   attempts: int | None = ...) -> CrawlResult: ...
+
+    async def dump(self, *, concurrency: int = DEFAULT_CONCURRENCY, partial: bool = False,
+                   attempts: int | None = None) -> Snapshot | CrawlResult:
+        """Crawl all of ``/latest/`` (meta-data, dynamic data, user-data) into a Snapshot.
+
+        Args:
+            concurrency: most requests in flight (:data:`~aioimds.crawl.DEFAULT_CONCURRENCY`);
+                lowered while the service throttles, raised again when it answers.
+            partial: return a :class:`~aioimds.crawl.CrawlResult` (the snapshot of what
+                succeeded and the failed paths) instead of raising.
+            attempts: attempts per request; by default the larger of ``config.attempts`` and
+                :data:`CRAWL_ATTEMPTS`.
+
+        Raises: :class:`~aioimds.IMDSCrawlError` naming every failed path (not with
+        ``partial=True``); a listed entry answering 404 is recorded, not a failure.
+        """
+        self._open()
+        tries = attempts if attempts is not None else max(self.config.attempts, CRAWL_ATTEMPTS)
+        limit = AdaptiveLimit(concurrency)
+
+        async def fetch(path: str) -> Record:
+            return await self._fetch(path, attempts=tries, limit=limit)
+
+        result = await crawl(fetch, concurrency=concurrency)
+        if partial:
+            return result
+        result.raise_for_failures()
+        return result.snapshot
+
+
+def _parse_token(ans: Answer, asked: int) -> tuple[str, int]:
+    try:
+        token = ans.body.decode("ascii").strip()
+    except UnicodeDecodeError:
+        token = ""
+    if not token or len(token) > 4096 or any(c.isspace() for c in token):
+        raise IMDSTokenError("the token PUT answered 200 with something that is not a token",
+                             path=TOKEN_PATH, status=200)
+    granted = asked
+    if ans.ttl is not None and ans.ttl.strip().isdigit() and int(ans.ttl) > 0:
+        granted = int(ans.ttl)
+    return token, granted
+
+
+def _delay(failure: IMDSError | Answer, attempt: int, rand: random.Random) -> float:
+    if isinstance(failure, Answer) and failure.status == 429:
+        after = retry.parse_retry_after(failure.retry_after)
+        if after is not None:
+            return after
+    return retry.backoff(attempt, rand=rand.random)
+
+
+def _describe(failure: IMDSError | Answer) -> str:
+    return f"status {failure.status}" if isinstance(failure, Answer) else failure.message
+
+
+def _status_error(ans: Answer, path: str) -> IMDSError:
+    if ans.status == 429:
+        return IMDSThrottledError(
+            "throttled (429) on every attempt; lower the request rate or concurrency",
+            path=path, status=429)
+    if ans.status == 401:
+        return IMDSHTTPError("the token was refused (401) again after a fresh token PUT",
+                             path=path, status=401)
+    what = "server error" if ans.status >= 500 else "unexpected status"
+    return IMDSHTTPError(f"{what} ({ans.status}) after retries" if ans.status >= 500
+                         else f"{what} {ans.status}", path=path, status=ans.status)

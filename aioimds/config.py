@@ -1,0 +1,214 @@
+"""IMDSConfig: every setting of the client, with its default, environment variable and config key.
+
+Precedence, written once: an explicit argument wins over the environment, and the environment
+wins over the shared config file (``AWS_CONFIG_FILE``, default ``~/.aws/config``; the profile
+from ``AWS_PROFILE``, section ``[default]`` or ``[profile NAME]``), which wins over the default.
+The names match the AWS SDKs:
+https://docs.aws.amazon.com/sdkref/latest/guide/feature-imds-credentials.html
+"""
+
+from __future__ import annotations
+
+import configparser
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from typing import Any, Literal
+
+from .errors import IMDSConfigError
+
+__all__ = [
+    "DEFAULT_ATTEMPTS",
+    "DEFAULT_ENDPOINT_IPV4",
+    "DEFAULT_ENDPOINT_IPV6",
+    "DEFAULT_MAX_BODY",
+    "DEFAULT_TIMEOUT",
+    "DEFAULT_TOKEN_TTL",
+    "IMDSConfig",
+]
+
+DEFAULT_ENDPOINT_IPV4 = "http://169.254.169.254"
+"""Endpoint of endpoint mode IPv4 (the link-local address every instance has)."""
+DEFAULT_ENDPOINT_IPV6 = "http://[fd00:ec2::254]"
+"""Endpoint of endpoint mode IPv6 (Nitro instances with IPv6 IMDS enabled)."""
+DEFAULT_TIMEOUT = 1.0
+"""Seconds per attempt, as the AWS SDKs (IMDS answers in well under a millisecond)."""
+DEFAULT_ATTEMPTS = 3
+"""Attempts per request, as the AWS SDK for Go v2: one slow answer (C01) is survived."""
+DEFAULT_TOKEN_TTL = 21600
+"""Token TTL asked for, in seconds: the service's maximum (6 hours), so one PUT per client."""
+DEFAULT_MAX_BODY = 1 << 20
+"""Largest body accepted, in bytes (1 MiB); user-data is at most 16 KiB, leaves far less."""
+
+EndpointMode = Literal["IPv4", "IPv6"]
+
+# setting -> (environment variable, config-file key); precedence is applied in one place below.
+_SOURCES: dict[str, tuple[str, str | None]] = {
+    "disabled": ("AWS_EC2_METADATA_DISABLED", None),
+    "endpoint": ("AWS_EC2_METADATA_SERVICE_ENDPOINT", "ec2_metadata_service_endpoint"),
+    "endpoint_mode": (
+        "AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE",
+        "ec2_metadata_service_endpoint_mode",
+    ),
+    "v1_disabled": ("AWS_EC2_METADATA_V1_DISABLED", "ec2_metadata_v1_disabled"),
+    "timeout": ("AWS_METADATA_SERVICE_TIMEOUT", "metadata_service_timeout"),
+    "attempts": ("AWS_METADATA_SERVICE_NUM_ATTEMPTS", "metadata_service_num_attempts"),
+}
+
+
+@dataclass(frozen=True)
+class IMDSConfig:
+    """The client's settings. Build it directly, or with :meth:`from_environment`.
+
+    Attributes:
+        endpoint: base URL (``http://host:port``); ``None`` derives it from ``endpoint_mode``.
+            Env ``AWS_EC2_METADATA_SERVICE_ENDPOINT``, key ``ec2_metadata_service_endpoint``.
+        endpoint_mode: ``"IPv4"`` (default, :data:`DEFAULT_ENDPOINT_IPV4`) or ``"IPv6"``
+            (:data:`DEFAULT_ENDPOINT_IPV6`). A custom ``endpoint`` wins over the mode.
+            Env ``AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE``, key
+            ``ec2_metadata_service_endpoint_mode``.
+        disabled: refuse every request with :class:`~aioimds.IMDSDisabledError` before any
+            connection. Default ``False``. Env ``AWS_EC2_METADATA_DISABLED``.
+        v1_disabled: never fall back to IMDSv1 (token-less requests). Default ``False``.
+            Env ``AWS_EC2_METADATA_V1_DISABLED``, key ``ec2_metadata_v1_disabled``.
+        timeout: seconds per attempt (connect + answer). Default :data:`DEFAULT_TIMEOUT`.
+            Env ``AWS_METADATA_SERVICE_TIMEOUT``, key ``metadata_service_timeout``.
+        attempts: attempts per request (1 = no retry). Default :data:`DEFAULT_ATTEMPTS`.
+            Env ``AWS_METADATA_SERVICE_NUM_ATTEMPTS``, key ``metadata_service_num_attempts``.
+        token_ttl: seconds asked for in the token PUT, 1..21600. Default
+            :data:`DEFAULT_TOKEN_TTL`.
+        deadline: overall seconds one request may take across its attempts, backoff included;
+            ``None`` (default) means ``attempts * timeout`` plus the backoff in between.
+        max_body: largest body accepted, in bytes. Default :data:`DEFAULT_MAX_BODY`.
+
+    Raises: :class:`~aioimds.IMDSConfigError` for an invalid value.
+    """
+
+    endpoint: str | None = None
+    endpoint_mode: EndpointMode = "IPv4"
+    disabled: bool = False
+    v1_disabled: bool = False
+    timeout: float = DEFAULT_TIMEOUT
+    attempts: int = DEFAULT_ATTEMPTS
+    token_ttl: int = DEFAULT_TOKEN_TTL
+    deadline: float | None = None
+    max_body: int = DEFAULT_MAX_BODY
+
+    def __post_init__(self) -> None:
+        if self.endpoint_mode not in ("IPv4", "IPv6"):
+            raise IMDSConfigError(
+                f"endpoint mode must be IPv4 or IPv6, not {self.endpoint_mode!r}"
+            )
+        if self.endpoint is not None:
+            if not self.endpoint.startswith(("http://", "https://")):
+                raise IMDSConfigError(
+                    f"endpoint must be an http:// or https:// URL, not {self.endpoint!r}"
+                )
+            object.__setattr__(self, "endpoint", self.endpoint.rstrip("/"))
+        if not (isinstance(self.timeout, (int, float)) and math.isfinite(self.timeout)
+                and self.timeout > 0):
+            raise IMDSConfigError(f"timeout must be a positive number of seconds, not "
+                                  f"{self.timeout!r}")
+        if isinstance(self.attempts, bool) or not isinstance(self.attempts, int) \
+                or self.attempts < 1:
+            raise IMDSConfigError(f"attempts must be an integer >= 1, not {self.attempts!r}")
+        if isinstance(self.token_ttl, bool) or not isinstance(self.token_ttl, int) \
+                or not 1 <= self.token_ttl <= 21600:
+            raise IMDSConfigError(f"token TTL must be 1..21600 seconds, not {self.token_ttl!r}")
+        if self.deadline is not None and not self.deadline > 0:
+            raise IMDSConfigError(f"deadline must be positive seconds, not {self.deadline!r}")
+        if isinstance(self.max_body, bool) or not isinstance(self.max_body, int) \
+                or self.max_body < 1:
+            raise IMDSConfigError(f"max_body must be a positive byte count, not "
+                                  f"{self.max_body!r}")
+
+    @property
+    def base_url(self) -> str:
+        """The endpoint to use: ``endpoint`` if set, else the endpoint of ``endpoint_mode``."""
+        if self.endpoint is not None:
+            return self.endpoint
+        return DEFAULT_ENDPOINT_IPV6 if self.endpoint_mode == "IPv6" else DEFAULT_ENDPOINT_IPV4
+
+    def with_overrides(self, **overrides: Any) -> IMDSConfig:
+        """A copy with the given settings replaced (``None`` values are ignored)."""
+        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+    @classmethod
+    def from_environment(
+        cls,
+        environ: Mapping[str, str] | None = None,
+        **overrides: Any,
+    ) -> IMDSConfig:
+        """Read every setting from ``environ`` (default ``os.environ``) and the shared config.
+
+        ``overrides`` (any field name) win over both; ``None`` values are ignored.
+
+        Raises: :class:`~aioimds.IMDSConfigError` naming the variable or key of a bad value,
+        or an unreadable config file.
+        """
+        env = os.environ if environ is None else environ
+        file_values = _read_config_file(env)
+        values: dict[str, Any] = {}
+        for name, (var, key) in _SOURCES.items():
+            if var in env and env[var].strip() != "":
+                values[name] = _parse(name, env[var], var)
+            elif key is not None and key in file_values:
+                values[name] = _parse(name, file_values[key], f"{key} in {file_values['']}")
+        known = {f.name for f in fields(cls)}
+        unknown = set(overrides) - known
+        if unknown:
+            raise IMDSConfigError(f"unknown settings {sorted(unknown)}")
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+
+def _read_config_file(env: Mapping[str, str]) -> dict[str, str]:
+    """The IMDS keys of the active profile; key ``""`` holds a description for messages."""
+    path = env.get("AWS_CONFIG_FILE") or os.path.join(os.path.expanduser("~"), ".aws", "config")
+    profile = env.get("AWS_PROFILE") or "default"
+    section = "default" if profile == "default" else f"profile {profile}"
+    parser = configparser.RawConfigParser()
+    try:
+        read = parser.read(path, encoding="utf-8")
+    except (configparser.Error, UnicodeDecodeError) as exc:
+        raise IMDSConfigError(f"cannot parse AWS config file {path}: {exc}") from exc
+    if not read or not parser.has_section(section):
+        return {"": path}
+    out = {k: v for k, v in parser.items(section) if k in _FILE_KEYS}
+    out[""] = f"[{section}] of {path}"
+    return out
+
+
+_FILE_KEYS = {key for _, key in _SOURCES.values() if key is not None}
+
+
+def _parse(name: str, raw: str, source: str) -> Any:
+    """Parse one raw setting; raise :class:`IMDSConfigError` naming ``source``."""
+    text = raw.strip()
+    if name in ("disabled", "v1_disabled"):
+        if text.lower() in ("true", "false"):
+            return text.lower() == "true"
+        raise IMDSConfigError(f"{source} must be true or false, not {raw!r}")
+    if name == "endpoint_mode":
+        for mode in ("IPv4", "IPv6"):
+            if text.lower() == mode.lower():
+                return mode
+        raise IMDSConfigError(f"{source} must be IPv4 or IPv6, not {raw!r}")
+    if name == "timeout":
+        try:
+            value = float(text)
+        except ValueError:
+            raise IMDSConfigError(
+                f"{source} must be a number of seconds, not {raw!r}"
+            ) from None
+        if not (math.isfinite(value) and value > 0):
+            raise IMDSConfigError(f"{source} must be a positive number of seconds, not {raw!r}")
+        return value
+    if name == "attempts":
+        if not text.isdigit() or int(text) < 1:
+            raise IMDSConfigError(f"{source} must be an integer >= 1, not {raw!r}")
+        return int(text)
+    if not text.startswith(("http://", "https://")):
+        raise IMDSConfigError(f"{source} must be an http:// URL, not {raw!r}")
+    return text

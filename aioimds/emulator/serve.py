@@ -1,0 +1,141 @@
+"""The pieces of ``aioimds serve`` (DESIGN.md section 2): its options and its main coroutine.
+
+``cli.py`` owns the parser and the exit codes; this module adds the ``serve`` options to a
+parser, builds the :class:`Emulator` they describe, and serves until SIGINT or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import signal
+from collections.abc import Callable
+
+from ..snapshot import Snapshot
+from .faults import Faults
+from .server import Emulator
+from .tokens import MAX_TTL, MIN_TTL
+
+__all__ = ["add_serve_arguments", "emulator_from_args", "faults_from_args", "run_serve"]
+
+
+def _number(
+    low: float, high: float | None = None, *, kind: type = float, exclusive: bool = False
+) -> Callable[[str], float]:
+    """An argparse ``type``: a finite ``kind`` value >= low (> low if exclusive), <= high."""
+
+    def parse(text: str) -> float:
+        try:
+            value: float = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        above = value > low if exclusive else value >= low
+        if not (math.isfinite(value) and above and (high is None or value <= high)):
+            bound = f"> {low}" if exclusive else f">= {low}"
+            if high is not None:
+                bound += f" and <= {high}"
+            raise argparse.ArgumentTypeError(f"must be {bound}, not {text}")
+        return value
+
+    return parse
+
+
+def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the ``serve`` options: what to serve, where, and which faults to inject."""
+    parser.add_argument("--snapshot", metavar="FILE",
+                        help="imds-snapshot/1 file to serve (default: the bundled tree)")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to listen on (default: 127.0.0.1)")
+    parser.add_argument("--port", type=_number(0, 65535, kind=int), default=0,
+                        help="TCP port; 0 picks a free one (default: 0)")
+    parser.add_argument("--tokens", choices=("required", "optional"), default="required",
+                        help="required: IMDSv2 only; optional: IMDSv1 too (default: required)")
+    parser.add_argument("--latency-ms", type=_number(0), default=0.0, metavar="MS",
+                        help="milliseconds added before every answer (default: 0)")
+    faults = parser.add_argument_group("fault options (all off by default)")
+    faults.add_argument("--jitter-ms", type=_number(0), default=0.0, metavar="MS",
+                        help="extra uniform random 0..MS milliseconds per answer")
+    faults.add_argument("--error-rate", type=_number(0, 1), default=0.0, metavar="FRACTION",
+                        help="fraction of GET requests answered 500/503")
+    faults.add_argument("--throttle-rps", type=_number(0, exclusive=True), metavar="RPS",
+                        help="requests per second allowed; the excess is answered 429")
+    faults.add_argument("--retry-after", type=_number(0), metavar="SECONDS",
+                        help="send Retry-After with each 429 (IMDS sends none)")
+    faults.add_argument("--drop-rate", type=_number(0, 1), default=0.0, metavar="FRACTION",
+                        help="fraction of requests whose connection is closed without an answer")
+    faults.add_argument("--hold-token-put", action="store_true",
+                        help="never answer the token PUT (a hop limit of 1 in a container)")
+    faults.add_argument("--token-put-status", type=_number(100, 599, kind=int), metavar="STATUS",
+                        help="answer every token PUT with this HTTP status")
+    faults.add_argument("--max-token-ttl", type=_number(MIN_TTL, MAX_TTL, kind=int),
+                        metavar="SECONDS", help="cap the token TTL the server grants")
+    faults.add_argument("--revoke-every", type=_number(0, exclusive=True), metavar="SECONDS",
+                        help="revoke every token each SECONDS seconds")
+    faults.add_argument("--max-connections", type=_number(1, kind=int), metavar="N",
+                        help="simultaneous connections; the excess is closed unanswered")
+    faults.add_argument("--seed", type=int, help="seed for repeatable random faults")
+
+
+def faults_from_args(args: argparse.Namespace) -> Faults:
+    """The :class:`Faults` the parsed ``serve`` options ask for."""
+    return Faults(
+        jitter=args.jitter_ms / 1000,
+        error_rate=args.error_rate,
+        throttle_rps=args.throttle_rps,
+        retry_after=args.retry_after,
+        drop_rate=args.drop_rate,
+        hold_token_put=args.hold_token_put,
+        token_put_status=args.token_put_status,
+        max_token_ttl=args.max_token_ttl,
+        revoke_every=args.revoke_every,
+        max_connections=args.max_connections,
+    )
+
+
+def emulator_from_args(args: argparse.Namespace) -> Emulator:
+    """The (not yet started) :class:`Emulator` for the parsed ``serve`` options.
+
+    Its request trace is off (a long-running server would grow it forever); the counts are kept.
+
+    Raises :class:`~aioimds.snapshot.SnapshotFormatError` or :class:`OSError` for a bad
+    ``--snapshot`` file.
+    """
+    snapshot = Snapshot.load(args.snapshot) if args.snapshot else None
+    emulator = Emulator(
+        snapshot,
+        host=args.host,
+        port=args.port,
+        tokens=args.tokens,
+        latency=args.latency_ms / 1000,
+        faults=faults_from_args(args),
+        seed=args.seed,
+    )
+    emulator.counters.trace_enabled = False  # nobody reads it, and it would grow forever
+    return emulator
+
+
+async def run_serve(args: argparse.Namespace, out: Callable[[str], None]) -> int:
+    """Serve until SIGINT or SIGTERM; ``out(url)`` is called once listening. Returns 0.
+
+    Raises :class:`~aioimds.snapshot.SnapshotFormatError` or :class:`OSError` (bad snapshot
+    file, port in use) before serving; the CLI maps them to its exit status.
+    """
+    emulator = emulator_from_args(args)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    installed: list[signal.Signals] = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError, ValueError):
+            continue  # Windows or not the main thread: Ctrl+C still ends the loop
+        installed.append(sig)
+    try:
+        async with emulator:
+            out(emulator.url)
+            await stop.wait()
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+    return 0

@@ -1,0 +1,416 @@
+"""The emulator: an IMDS server on ``aiohttp.web`` that serves a :class:`Snapshot`.
+
+It answers as DESIGN.md section 4 describes (and the EC2 user guide's "Instance metadata
+service" pages): IMDSv2 session tokens from ``PUT /latest/api/token``, 401 for unknown or
+expired tokens, 404 with an XHTML body for any path the snapshot lacks, ``Server: EC2ws``. It
+derives nothing: a path is answered only when the snapshot records it. Faults are injected from
+a mutable :class:`Faults`; every request is counted in :class:`Counters`.
+
+It runs the low-level ``aiohttp.web.Server`` (no router, no middlewares, no access log), because
+it is also the benchmark target: the hot path is a dict lookup and one ``web.Response``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Mapping
+from types import TracebackType
+from typing import Any, Literal
+
+from aiohttp import web
+from aiohttp.web import RequestHandler
+
+from ..snapshot import TEXT_PLAIN, Record, Snapshot
+from .default import default_snapshot
+from .faults import REDACTED, Counters, Faults, PathFault, TokenBucket, TraceEntry
+from .tokens import TokenStore, parse_ttl
+from .wire import (
+    SERVER,
+    TOKEN_HEADER,
+    TOKEN_PATH,
+    TOKEN_PATH_VARIANT,
+    TTL_HEADER,
+    XFF_HEADER,
+    canonical_path,
+    error_body,
+)
+
+__all__ = ["Emulator"]
+
+SHUTDOWN_TIMEOUT = 1.0
+"""Seconds stop() lets aiohttp wait for a handler; ours finish at once once released."""
+
+LOGGER = logging.getLogger("aioimds.emulator")
+"""aiohttp's server errors (malformed requests, answered 400 by aiohttp) are logged here."""
+
+Tokens = Literal["required", "optional"]
+
+_TOKEN_HEADER_LOWER = TOKEN_HEADER.lower()
+_DATA_ALLOW = {"Allow": "GET, HEAD"}
+_TOKEN_ALLOW = {"Allow": "PUT"}
+
+
+def _release(waiter: asyncio.Future[bool], value: bool) -> None:
+    if not waiter.done():
+        waiter.set_result(value)
+
+
+def _trace_entry(request: web.BaseRequest, status: int) -> TraceEntry:
+    sent = request.headers
+    headers = {k: REDACTED if k.lower() == _TOKEN_HEADER_LOWER else v for k, v in sent.items()}
+    return TraceEntry(request.method, request.raw_path, status, TOKEN_HEADER in sent, headers)
+
+
+class _Server(web.Server):
+    """``web.Server`` that tells the emulator when connections open and close."""
+
+    def __init__(self, emulator: Emulator, **kwargs: Any) -> None:
+        super().__init__(emulator._handle, **kwargs)
+        self._emulator = emulator
+
+    def connection_made(self, handler: RequestHandler, transport: asyncio.Transport) -> None:
+        super().connection_made(handler, transport)
+        self._emulator._connection_made(handler)
+
+    def connection_lost(self, handler: RequestHandler, exc: BaseException | None = None) -> None:
+        super().connection_lost(handler, exc)
+        self._emulator._connection_lost(handler)
+
+
+class Emulator:
+    """A faithful IMDS on loopback serving a snapshot, with fault injection.
+
+    ``async with Emulator() as emu:`` serves :func:`default_snapshot` on
+    ``http://127.0.0.1:<free port>`` with IMDSv2 tokens required; ``emu.url`` is the endpoint.
+
+    A path is looked up as requested (raw, query string ignored), then in its canonical
+    percent-encoding (:func:`~aioimds.emulator.wire.canonical_path`); anything else is 404.
+    A recorded error status with an empty body (``{"status": 404}``) is answered with the
+    XHTML error body, as IMDS would; a recorded body is always served byte for byte.
+
+    Args:
+        snapshot: the tree to serve (default: :func:`default_snapshot`).
+        host: address to listen on (default ``127.0.0.1``; ``::1`` gives ``http://[::1]:PORT``).
+        port: TCP port; 0 (default) picks a free one.
+        tokens: ``"required"`` (default: IMDSv2 only, GET without a token is 401) or
+            ``"optional"`` (IMDSv1 also served).
+        latency: seconds added before every answer (default 0.0).
+        faults: the :class:`Faults` to inject (default: none); ``emu.faults`` stays mutable.
+        seed: seed of the emulator's own ``random.Random`` (error, drop and jitter draws), for
+            repeatable runs. Tokens always come from :mod:`secrets`.
+    """
+
+    def __init__(
+        self,
+        snapshot: Snapshot | None = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        tokens: Tokens = "required",
+        latency: float = 0.0,
+        faults: Faults | None = None,
+        seed: int | None = None,
+    ) -> None:
+        self._responses: dict[str, Record] = dict(
+            snapshot if snapshot is not None else default_snapshot()
+        )
+        self.host = host
+        self._bind_port = port
+        self.tokens = tokens
+        if not latency >= 0:
+            raise ValueError("latency must be >= 0 seconds")
+        self.latency = latency
+        self.faults = faults if faults is not None else Faults()
+        self.counters = Counters()
+        self._rng = random.Random(seed)
+        self._store = TokenStore()
+        self._bucket = TokenBucket()
+        self._runner: web.ServerRunner | None = None
+        self._url: str | None = None
+        self._port: int | None = None
+        self._stopping = False
+        self._waiters: set[asyncio.Future[bool]] = set()
+        self._admitted = 0
+        self._excess: set[RequestHandler] = set()
+        self._started_at = 0.0
+        self._last_revocation = 0.0
+
+    # -- public surface -------------------------------------------------------------------
+
+    @property
+    def tokens(self) -> Tokens:
+        """``"required"`` (IMDSv2 only) or ``"optional"`` (IMDSv1 served too); settable."""
+        return "required" if self._tokens_required else "optional"
+
+    @tokens.setter
+    def tokens(self, value: Tokens) -> None:
+        if value not in ("required", "optional"):
+            raise ValueError(f'tokens must be "required" or "optional", not {value!r}')
+        self._tokens_required = value == "required"
+
+    @property
+    def url(self) -> str:
+        """The endpoint, ``http://127.0.0.1:PORT`` (``http://[::1]:PORT``); after start."""
+        if self._url is None:
+            raise RuntimeError("the emulator is not running: use start() or async with")
+        return self._url
+
+    @property
+    def port(self) -> int:
+        """The TCP port listened on; after start."""
+        if self._port is None:
+            raise RuntimeError("the emulator is not running: use start() or async with")
+        return self._port
+
+    @property
+    def snapshot(self) -> Snapshot:
+        """A copy of the tree being served, edits included."""
+        return Snapshot(self._responses)
+
+    def set_snapshot(self, snapshot: Snapshot) -> None:
+        """Serve ``snapshot`` instead, from the next request on."""
+        self._responses = dict(snapshot)
+
+    def set_response(self, path: str, record: Record) -> None:
+        """Answer ``path`` (a snapshot key such as ``/latest/meta-data/ami-id``) with ``record``."""
+        if not path.startswith("/"):
+            raise ValueError(f"a path must start with /, not {path!r}")
+        self._responses[path] = record
+
+    def set_leaf(self, path: str, body: str | bytes, content_type: str = TEXT_PLAIN) -> None:
+        """Answer ``path`` with 200 and ``body`` (str is UTF-8 encoded), adding or replacing it."""
+        data = body.encode("utf-8") if isinstance(body, str) else bytes(body)
+        self.set_response(path, Record(body=data, content_type=content_type))
+
+    def remove(self, path: str) -> None:
+        """Forget ``path``: it answers 404 from now on (no error if it was absent)."""
+        self._responses.pop(path, None)
+
+    def revoke_tokens(self) -> None:
+        """Revoke every issued token: each one answers 401 from now on."""
+        self._store.revoke_all()
+
+    async def start(self) -> str:
+        """Listen on ``host``:``port`` and return :attr:`url`."""
+        if self._runner is not None:
+            raise RuntimeError("the emulator is already running")
+        server = _Server(self, access_log=None, handler_cancellation=True, logger=LOGGER)
+        runner = web.ServerRunner(server, shutdown_timeout=SHUTDOWN_TIMEOUT)
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, self.host, self._bind_port)
+            await site.start()
+        except BaseException:
+            await runner.cleanup()
+            raise
+        self._runner = runner
+        port = int(runner.addresses[0][1])
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        self._port, self._url = port, f"http://{host}:{port}"
+        self._started_at = self._last_revocation = time.monotonic()
+        return self._url
+
+    async def stop(self) -> None:
+        """Release held and delayed requests (closing their connections) and stop listening."""
+        runner, self._runner = self._runner, None
+        if runner is None:
+            return
+        self._stopping = True
+        try:
+            for waiter in list(self._waiters):
+                _release(waiter, False)
+            await runner.cleanup()
+            await asyncio.sleep(0)  # let aiohttp's cancelled connection tasks finish
+        finally:
+            self._stopping = False
+            self._url = self._port = None
+            self._admitted = 0
+            self._excess.clear()
+
+    async def __aenter__(self) -> Emulator:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    def __repr__(self) -> str:
+        where = self._url or "not running"
+        return f"<Emulator {where} tokens={self.tokens} {len(self._responses)} responses>"
+
+    # -- connections (max_connections) ----------------------------------------------------
+
+    def _connection_made(self, handler: RequestHandler) -> None:
+        cap = self.faults.max_connections
+        if cap is not None and self._admitted >= cap:
+            self._excess.add(handler)
+        else:
+            self._admitted += 1
+
+    def _connection_lost(self, handler: RequestHandler) -> None:
+        if handler in self._excess:
+            self._excess.discard(handler)
+        elif self._admitted > 0:
+            self._admitted -= 1
+
+    # -- request handling -----------------------------------------------------------------
+
+    async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        counters = self.counters
+        counters.in_flight += 1
+        if counters.in_flight > counters.max_in_flight:
+            counters.max_in_flight = counters.in_flight
+        status = 0
+        try:
+            response = await self._answer(request)
+            if response is None:
+                # Closed without an answer; aiohttp's write then fails quietly.
+                if request.transport is not None:
+                    request.transport.close()
+                return web.Response()
+            status = response.status
+            return response
+        finally:
+            counters.in_flight -= 1
+            counters.requests[(request.method, status)] += 1
+            if counters.trace_enabled:
+                counters.trace.append(_trace_entry(request, status))
+
+    async def _answer(self, request: web.BaseRequest) -> web.Response | None:
+        """The answer to ``request``, or ``None`` to close the connection without one."""
+        faults = self.faults
+        method = request.method
+        path = request.raw_path
+        if "?" in path:
+            path = path.partition("?")[0]
+        if path == TOKEN_PATH and method == "PUT":
+            self.counters.token_puts += 1
+        if self._excess and request.protocol in self._excess:
+            return None
+        if faults.drop_rate and self._rng.random() < faults.drop_rate:
+            return None
+        if faults.throttle_rps is not None and not self._bucket.take(
+            faults.throttle_rps, time.monotonic()
+        ):
+            if faults.retry_after is None:
+                return await self._error(429)
+            return await self._error(429, {"Retry-After": f"{faults.retry_after:g}"})
+        if path == TOKEN_PATH:
+            if method == "PUT":
+                return await self._put_token(request)
+            return await self._error(405, _TOKEN_ALLOW)
+        if method == "GET" or method == "HEAD":
+            return await self._get(request, path)
+        if method == "PUT" and TOKEN_PATH_VARIANT.fullmatch(path):
+            return await self._error(403)
+        return await self._error(405, _DATA_ALLOW)
+
+    async def _put_token(self, request: web.BaseRequest) -> web.Response | None:
+        faults = self.faults
+        if faults.hold_token_put:
+            await self._wait(None)
+            return None
+        if faults.token_put_status is not None:
+            return await self._error(faults.token_put_status)
+        if XFF_HEADER in request.headers:
+            return await self._error(403)
+        ttl = parse_ttl(request.headers.getall(TTL_HEADER, ()))
+        if ttl is None:
+            return await self._error(400)
+        if faults.max_token_ttl is not None and ttl > faults.max_token_ttl:
+            ttl = faults.max_token_ttl
+        token = self._store.issue(ttl)
+        return await self._send(200, token.encode("ascii"), TEXT_PLAIN, {TTL_HEADER: str(ttl)})
+
+    async def _get(self, request: web.BaseRequest, path: str) -> web.Response | None:
+        faults = self.faults
+        token = request.headers.get(TOKEN_HEADER)
+        if token is None:
+            if self._tokens_required:
+                return await self._error(401)
+        else:
+            if faults.revoke_every is not None:
+                self._apply_revocations(faults.revoke_every)
+            if not self._store.valid(token):
+                return await self._error(401)
+        key = path if path in self._responses else canonical_path(path)
+        if faults.path_faults:
+            fault = self._path_fault(faults.path_faults, path, key)
+            if fault is not None:
+                fault.hits += 1
+                if fault.delay > 0 and not await self._wait(fault.delay):
+                    return None
+                if fault.status is not None:
+                    return await self._error(fault.status)
+        if faults.error_rate and self._rng.random() < faults.error_rate:
+            return await self._error(self._rng.choice((500, 503)))
+        record = self._responses.get(key)
+        if record is None:
+            return await self._error(404)
+        if record.status != 200 and not record.body:
+            return await self._error(record.status)
+        return await self._send(record.status, record.body, record.content_type)
+
+    @staticmethod
+    def _path_fault(faults: list[PathFault], path: str, key: str) -> PathFault | None:
+        for fault in faults:
+            if (fault.path == path or fault.path == key) and fault.hits < fault.count:
+                return fault
+        return None
+
+    def _apply_revocations(self, every: float) -> None:
+        # Revocations fall on start + k * every; apply the latest one not applied yet.
+        since = time.monotonic() - self._started_at
+        boundary = self._started_at + (since // every) * every
+        if boundary > self._last_revocation:
+            self._store.revoke_all()
+            self._last_revocation = boundary
+
+    async def _error(
+        self, status: int, headers: Mapping[str, str] | None = None
+    ) -> web.Response | None:
+        return await self._send(status, error_body(status), "text/html", headers)
+
+    async def _send(
+        self,
+        status: int,
+        body: bytes,
+        content_type: str,
+        headers: Mapping[str, str] | None = None,
+    ) -> web.Response | None:
+        """The response, after the configured latency; ``None`` when stopped meanwhile."""
+        faults = self.faults
+        delay = self.latency + faults.latency
+        if faults.jitter:
+            delay += self._rng.uniform(0.0, faults.jitter)
+        if delay > 0 and not await self._wait(delay):
+            return None
+        response = web.Response(
+            body=body, status=status, headers={"Content-Type": content_type, "Server": SERVER}
+        )
+        if headers:
+            response.headers.update(headers)
+        return response
+
+    async def _wait(self, delay: float | None) -> bool:
+        """Sleep ``delay`` seconds (forever if ``None``); False if the emulator stopped first."""
+        if self._stopping:
+            return False
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[bool] = loop.create_future()
+        timer = None if delay is None else loop.call_later(delay, _release, waiter, True)
+        self._waiters.add(waiter)
+        try:
+            return await waiter
+        finally:
+            self._waiters.discard(waiter)
+            if timer is not None:
+                timer.cancel()

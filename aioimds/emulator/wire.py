@@ -1,0 +1,76 @@
+"""What IMDS looks like on the wire: paths, header names, the XHTML error body, path encoding.
+
+Sources: DESIGN.md section 4 and the EC2 user guide ("Use the Instance Metadata Service to
+access instance metadata", "Instance metadata service version 2").
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from http import HTTPStatus
+from urllib.parse import quote, unquote_to_bytes
+
+__all__ = [
+    "SERVER",
+    "TOKEN_HEADER",
+    "TOKEN_PATH",
+    "TOKEN_PATH_VARIANT",
+    "TTL_HEADER",
+    "XFF_HEADER",
+    "canonical_path",
+    "error_body",
+]
+
+TOKEN_PATH = "/latest/api/token"
+"""The only path that issues session tokens (``PUT``)."""
+
+TOKEN_PATH_VARIANT = re.compile(r"/[^/]+/api/token/?")
+"""``fullmatch`` of the token paths IMDS refuses a PUT on with 403 (versioned, trailing /)."""
+
+TOKEN_HEADER = "X-aws-ec2-metadata-token"
+"""Request header carrying the session token on GET/HEAD."""
+
+TTL_HEADER = "X-aws-ec2-metadata-token-ttl-seconds"
+"""Request header of the token PUT (requested TTL) and of its answer (granted TTL)."""
+
+XFF_HEADER = "X-Forwarded-For"
+"""A token PUT carrying this header is refused (403): it came through a proxy."""
+
+SERVER = "EC2ws"
+"""The ``Server`` header IMDS sends."""
+
+_PCHAR_SAFE = "!$&'()*+,;=:@-._~"  # RFC 3986 pchar minus the alphanumerics quote() keeps
+
+_XHTML = """<?xml version="1.0" encoding="iso-8859-1"?>
+<!DOCTYPE html PUBLIC "-//W3C//DTD XHTML 1.0 Transitional//EN"
+\t"http://www.w3.org/TR/xhtml1/DTD/xhtml1-transitional.dtd">
+<html xmlns="http://www.w3.org/1999/xhtml" xml:lang="en" lang="en">
+ <head>
+  <title>{title}</title>
+ </head>
+ <body>
+  <h1>{title}</h1>
+ </body>
+</html>
+"""
+
+
+@functools.lru_cache(maxsize=64)
+def error_body(status: int) -> bytes:
+    """The XHTML body IMDS sends with an error ``status`` (``<title>404 - Not Found</title>``)."""
+    try:
+        phrase = HTTPStatus(status).phrase
+    except ValueError:
+        phrase = "Unknown"
+    return _XHTML.format(title=f"{status} - {phrase}").encode("iso-8859-1")
+
+
+def canonical_path(path: str) -> str:
+    """``path`` with each segment percent-decoded and re-encoded keeping RFC 3986 pchars.
+
+    ``/latest/meta-data/tags/instance/aws%3Aname`` becomes ``.../aws:name``; a space becomes
+    ``%20``; ``%2F`` stays encoded. The emulator tries this form when the raw path is not a
+    snapshot key.
+    """
+    return "/".join(quote(unquote_to_bytes(seg), safe=_PCHAR_SAFE) for seg in path.split("/"))

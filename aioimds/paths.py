@@ -1,0 +1,133 @@
+"""Request paths and listings: validation, percent-encoding and listing parsing.
+
+Every request aioimds sends is built here, so nothing can leave ``/latest/``: a path is split
+into segments, each segment is checked (no ``.``, ``..``, control characters or empty names) and
+percent-encoded on its own, so ``/``, ``?``, ``#`` and ``%`` inside a name can never change where
+the request goes. Entry names keep ``= , + @ : .`` and spaces (as tag keys may hold them,
+https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/work-with-tags-in-IMDS.html).
+"""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from .errors import IMDSError, IMDSResponseError
+
+__all__ = [
+    "ROOT",
+    "PathError",
+    "child_path",
+    "is_listing",
+    "parse_listing",
+    "request_path",
+]
+
+ROOT = "/latest/"
+"""The request path of the top listing (``dynamic``, ``meta-data``, ``user-data``)."""
+
+VERSIONS = "/"
+"""The service root: it lists the API versions, ending with ``latest``."""
+
+_PCHAR_SAFE = "!$&'()*+,;=:@-._~"
+"""RFC 3986 ``pchar`` characters kept as they are; everything else is percent-encoded."""
+
+_PUBLIC_KEYS = "/latest/meta-data/public-keys/"
+"""The listing whose ``N=name`` entries stand for the directories ``N/``."""
+
+
+class PathError(IMDSError, ValueError):
+    """A path given by the caller is not a valid IMDS path under ``latest/``."""
+
+
+def _check_segment(segment: str, where: str) -> None:
+    if segment in ("", ".", ".."):
+        raise PathError(f"invalid path segment {segment!r}: empty, '.' and '..' are refused",
+                        path=where)
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in segment):
+        raise PathError(f"control character in path segment {segment!r}", path=where)
+
+
+def request_path(path: str) -> str:
+    """The percent-encoded request path for a caller's ``path``.
+
+    ``path`` is relative to ``latest/`` (``meta-data/placement/region``); ``latest/...`` and
+    ``/latest/...`` are accepted too, ``""`` is ``/latest/`` and ``"/"`` alone is the service
+    root (the list of API versions). A trailing ``/`` marks a listing. Names are given decoded:
+    ``%`` is sent as ``%25``.
+
+    Returns: a path such as ``/latest/meta-data/tags/instance/my%20tag``.
+    Raises: :class:`PathError` for ``.``/``..``/empty segments or control characters.
+    """
+    if path == VERSIONS:
+        return VERSIONS
+    rel = path.lstrip("/")
+    if rel == "latest":
+        rel = ""
+    elif rel.startswith("latest/"):
+        rel = rel[len("latest/"):]
+    if rel == "":
+        return ROOT
+    is_dir = rel.endswith("/")
+    segments = (rel[:-1] if is_dir else rel).split("/")
+    for segment in segments:
+        _check_segment(segment, path)
+    encoded = "/".join(quote(s, safe=_PCHAR_SAFE) for s in segments)
+    return ROOT + encoded + ("/" if is_dir else "")
+
+
+def is_listing(req_path: str) -> bool:
+    """Whether a request path names a listing (it ends with ``/``)."""
+    return req_path.endswith("/")
+
+
+def parse_listing(body: bytes, req_path: str) -> list[str]:
+    """Split a listing body into its entries, as served.
+
+    Entries are separated by LF; a CR before the LF is dropped; blank lines (a trailing newline,
+    an empty listing) give no entry. Duplicates are kept.
+
+    Raises: :class:`IMDSResponseError` naming ``req_path`` when the body is not UTF-8 or is an
+    HTML page (a captive portal answering 200 in place of IMDS).
+    """
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise IMDSResponseError(
+            "listing is not valid UTF-8; the endpoint may not be an IMDS", path=req_path
+        ) from exc
+    head = text.lstrip()[:64].lower()
+    if head.startswith(("<!doctype", "<html", "<?xml")):
+        raise IMDSResponseError(
+            "listing is an HTML/XML page, not an IMDS listing; check the endpoint "
+            "(a proxy or captive portal may be answering)",
+            path=req_path,
+        )
+    return [line.removesuffix("\r") for line in text.split("\n") if line.strip("\r")]
+
+
+def child_path(listing: str, entry: str) -> str:
+    """The request path of ``entry`` as listed in the listing at ``listing``.
+
+    A trailing ``/`` makes a listing; in ``public-keys/`` an entry ``N=name`` stands for the
+    directory ``N/``; ``/latest/`` lists ``meta-data`` and ``dynamic`` without slashes, which
+    are listings too.
+
+    Raises: :class:`IMDSResponseError` naming the listing for an entry that would leave the
+    listing (``.``, ``..``, a ``/`` inside the name, a control character or an empty name).
+    """
+    name = entry
+    is_dir = name.endswith("/")
+    if is_dir:
+        name = name[:-1]
+    if listing == _PUBLIC_KEYS and "=" in name:
+        name, is_dir = name.split("=", 1)[0], True
+    if listing == ROOT and name in ("meta-data", "dynamic"):
+        is_dir = True
+    if name in ("", ".", "..") or "/" in name or any(
+        ord(c) < 0x20 or ord(c) == 0x7F for c in name
+    ):
+        raise IMDSResponseError(
+            f"listing has an entry {entry!r} that does not name a child; refusing to follow it",
+            path=listing,
+        )
+    return listing + quote(name, safe=_PCHAR_SAFE) + ("/" if is_dir else "")

@@ -1,0 +1,1 @@
+"""pytest fixtures for testing services against the aioimds emulator."""

@@ -1,0 +1,122 @@
+"""One HTTP exchange with IMDS: send, read the body under a size cap, classify the failure.
+
+This is the only module that touches aiohttp's client. It never follows redirects, never uses
+proxies from the environment (``trust_env=False``), never decompresses (bodies are returned as
+served) and sends no ``X-Forwarded-For``. Errors never carry the token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import aiohttp
+from yarl import URL
+
+from .errors import IMDSConnectionError, IMDSError, IMDSResponseError, IMDSTimeoutError
+
+__all__ = ["Answer", "Transport"]
+
+TOKEN_HEADER = "X-aws-ec2-metadata-token"
+TTL_HEADER = "X-aws-ec2-metadata-token-ttl-seconds"
+USER_AGENT = "aioimds"
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """One HTTP answer: status, body bytes as served, mime type, and the headers used."""
+
+    status: int
+    body: bytes
+    content_type: str
+    ttl: str | None = None
+    retry_after: str | None = None
+
+
+class Transport:
+    """Sends single requests over one ``aiohttp.ClientSession`` (keep-alive for its life).
+
+    Args:
+        base_url: the endpoint, ``http://host[:port]``.
+        timeout: seconds for one attempt: connect, send, and read the whole body.
+        max_body: bytes; a larger body raises :class:`~aioimds.IMDSResponseError`.
+        connections: the connector's connection limit.
+    """
+
+    def __init__(self, base_url: str, *, timeout: float, max_body: int, connections: int):
+        self.base_url = base_url
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._max_body = max_body
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=connections, ttl_dns_cache=None,
+                                           enable_cleanup_closed=False),
+            trust_env=False,
+            auto_decompress=False,
+            headers={"User-Agent": USER_AGENT},
+            skip_auto_headers=("Accept-Encoding",),
+        )
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._session.closed
+
+    async def close(self) -> None:
+        """Close the session and its connections."""
+        await self._session.close()
+
+    async def send(
+        self, method: str, path: str, headers: dict[str, str], timeout: float | None = None
+    ) -> Answer:
+        """Send one request to ``path`` (already percent-encoded) and read the whole answer.
+
+        Raises: :class:`~aioimds.IMDSTimeoutError` (no complete answer in time),
+        :class:`~aioimds.IMDSConnectionError` (refused, reset, closed early),
+        :class:`~aioimds.IMDSResponseError` (a redirect, a body over the cap).
+        """
+        url = URL(self.base_url + path, encoded=True)
+        tmo = self._timeout if timeout is None else aiohttp.ClientTimeout(total=timeout)
+        try:
+            async with self._session.request(
+                method, url, headers=headers, allow_redirects=False, timeout=tmo
+            ) as resp:
+                if 300 <= resp.status < 400:
+                    raise IMDSResponseError(
+                        f"the service answered a redirect ({resp.status}); redirects are never "
+                        "followed: check the endpoint", path=path, status=resp.status)
+                body = await self._read(resp, path)
+                return Answer(
+                    resp.status, body, resp.content_type,
+                    resp.headers.get(TTL_HEADER), resp.headers.get("Retry-After"),
+                )
+        except IMDSError:
+            raise
+        except asyncio.TimeoutError as exc:
+            raise IMDSTimeoutError(
+                f"no complete answer within {tmo.total:g} s", path=path) from exc
+        except aiohttp.ClientPayloadError as exc:
+            raise IMDSConnectionError(
+                f"the answer was cut off ({type(exc).__name__})", path=path) from exc
+        except (aiohttp.ClientError, OSError) as exc:
+            raise IMDSConnectionError(
+                f"cannot reach IMDS at {self.base_url} ({type(exc).__name__}); on EC2 check "
+                "that the instance metadata service is enabled, elsewhere set "
+                "AWS_EC2_METADATA_DISABLED=true or point --endpoint at an emulator",
+                path=path) from exc
+
+    async def _read(self, resp: aiohttp.ClientResponse, path: str) -> bytes:
+        length = resp.content_length
+        if length is not None and length > self._max_body:
+            raise IMDSResponseError(
+                f"body of {length} bytes is over the cap of {self._max_body} bytes",
+                path=path, status=resp.status)
+        if length is not None:
+            return await resp.read()
+        buf = bytearray()
+        async for chunk in resp.content.iter_any():
+            buf += chunk
+            if len(buf) > self._max_body:
+                raise IMDSResponseError(
+                    f"body is over the cap of {self._max_body} bytes", path=path,
+                    status=resp.status)
+        return bytes(buf)

@@ -1,0 +1,1 @@
+"""Benchmarks and soaks of aioimds (not timed tests): ``python -m bench``."""

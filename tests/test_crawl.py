@@ -1,0 +1,133 @@
+"""The concurrent crawl and IMDSClient.dump() against the emulator."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import fixture_params
+
+from aioimds import CrawlResult, IMDSClient, IMDSCrawlError, IMDSHTTPError, Record, Snapshot
+from aioimds.crawl import crawl
+from aioimds.emulator import Emulator, PathFault, default_snapshot
+
+
+async def test_dump_of_the_default_tree_equals_what_is_served(emulator: Emulator) -> None:
+    async with IMDSClient(endpoint=emulator.url) as imds:
+        snap = await imds.dump()
+    assert snap == emulator.snapshot.subtree("/latest/")
+    assert snap["/latest/meta-data/placement/region"].body == b"ap-northeast-1"
+    assert emulator.counters.token_puts == 1
+    gets = [t.path for t in emulator.counters.trace if t.method == "GET"]
+    assert sorted(gets) == sorted(snap)  # every path once, nothing else
+
+
+@pytest.mark.parametrize("path", fixture_params())
+async def test_dump_of_each_fixture_equals_the_fixture(path: Path) -> None:
+    fixture = Snapshot.load(path)
+    async with Emulator(fixture) as emu, IMDSClient(endpoint=emu.url) as imds:
+        assert await imds.dump(concurrency=4) == fixture
+
+
+@pytest.mark.parametrize("concurrency", [1, 2, 64])
+async def test_any_concurrency_gives_the_same_snapshot(concurrency: int) -> None:
+    async with Emulator() as emu, IMDSClient(endpoint=emu.url) as imds:
+        assert await imds.dump(concurrency=concurrency) == emu.snapshot.subtree()
+        assert emu.counters.max_in_flight <= concurrency + 1  # + the token PUT
+
+
+def tree(**extra: Record) -> Snapshot:
+    base = {
+        "/latest/": Record(b"meta-data"),
+        "/latest/meta-data/": Record(b"a\nempty/\ncrlf/"),
+        "/latest/meta-data/a": Record(b"A"),
+        "/latest/meta-data/empty/": Record(b""),
+        "/latest/meta-data/crlf/": Record(b"x\r\ny\r\n"),
+        "/latest/meta-data/crlf/x": Record(b"X"),
+        "/latest/meta-data/crlf/y": Record(b"Y"),
+    }
+    base.update(extra)
+    return Snapshot(base)
+
+
+async def test_empty_listings_and_crlf_line_ends() -> None:
+    async with Emulator(tree()) as emu, IMDSClient(endpoint=emu.url) as imds:
+        snap = await imds.dump()
+    assert snap["/latest/meta-data/crlf/y"].body == b"Y"
+    assert snap["/latest/meta-data/empty/"].body == b""
+    assert len(snap) == 7
+
+
+async def test_duplicate_entries_are_fetched_once() -> None:
+    t = tree(**{"/latest/meta-data/": Record(b"a\na\na/\nempty/\ncrlf/")})
+    async with Emulator(t) as emu, IMDSClient(endpoint=emu.url) as imds:
+        result = await imds.dump(partial=True)
+    gets = [x.path for x in emu.counters.trace if x.method == "GET"]
+    assert gets.count("/latest/meta-data/a") == 1
+    assert "/latest/meta-data/a/" in result.snapshot or "/latest/meta-data/a/" in result.failures
+
+
+async def test_hostile_entries_fail_the_dump_naming_the_listing() -> None:
+    t = tree(**{"/latest/meta-data/": Record(b"a\n../\n..\nx/../../y\nempty/\ncrlf/")})
+    async with Emulator(t) as emu, IMDSClient(endpoint=emu.url) as imds:
+        with pytest.raises(IMDSCrawlError) as info:
+            await imds.dump()
+    assert list(info.value.failures) == ["/latest/meta-data/"]
+    assert "'../'" in str(info.value)
+    outside = [x.path for x in emu.counters.trace if not x.path.startswith("/latest/")]
+    assert outside == []
+    assert all(".." not in x.path for x in emu.counters.trace)
+
+
+async def test_a_failure_names_every_failed_path_and_partial_keeps_the_rest() -> None:
+    t = tree(**{"/latest/meta-data/a": Record(b"", 403),
+                "/latest/meta-data/crlf/x": Record(b"", 400)})
+    async with Emulator(t) as emu, IMDSClient(endpoint=emu.url) as imds:
+        with pytest.raises(IMDSCrawlError) as info:
+            await imds.dump()
+        result = await imds.dump(partial=True)
+    assert sorted(info.value.failures) == ["/latest/meta-data/a", "/latest/meta-data/crlf/x"]
+    assert "/latest/meta-data/a: unexpected status 403" in str(info.value)
+    assert isinstance(result, CrawlResult) and not result.complete
+    assert sorted(result.failures) == sorted(info.value.failures)
+    assert result.snapshot["/latest/meta-data/crlf/y"].body == b"Y"
+    assert "/latest/meta-data/a" not in result.snapshot
+    assert info.value.partial == result.snapshot
+
+
+async def test_server_errors_are_retried_within_the_crawl_budget() -> None:
+    faults = [PathFault("/latest/meta-data/a", status=503, count=5)]
+    async with Emulator(tree()) as emu, IMDSClient(endpoint=emu.url) as imds:
+        emu.faults.path_faults = faults
+        snap = await imds.dump()
+        assert snap["/latest/meta-data/a"].body == b"A"
+        emu.faults.path_faults = [PathFault("/latest/meta-data/a", status=503, count=99)]
+        with pytest.raises(IMDSCrawlError) as info:
+            await imds.dump(attempts=2)
+    err = info.value.failures["/latest/meta-data/a"]
+    assert isinstance(err, IMDSHTTPError) and err.status == 503
+
+
+async def test_a_hostile_endless_tree_stops_at_max_depth(monkeypatch: pytest.MonkeyPatch) -> None:
+    from aioimds import crawl as crawl_mod
+
+    monkeypatch.setattr(crawl_mod, "MAX_DEPTH", 5)
+    deep = {"/latest/": Record(b"meta-data"), "/latest/meta-data/": Record(b"d/")}
+    path = "/latest/meta-data/"
+    for _ in range(10):
+        path += "d/"
+        deep[path] = Record(b"d/")
+    async with Emulator(Snapshot(deep)) as emu, IMDSClient(endpoint=emu.url) as imds:
+        result = await imds.dump(partial=True)
+    (failed, err), = result.failures.items()
+    assert "deeper than 5" in err.message and failed.count("d/") == 4
+
+
+async def test_crawl_walks_with_any_fetch_coroutine() -> None:
+    snap = default_snapshot().subtree()
+
+    async def fetch(path: str) -> Record:
+        return snap.get(path, Record(b"", 404))
+
+    result = await crawl(fetch, concurrency=3)
+    assert result.complete and result.snapshot == snap
