@@ -37,6 +37,7 @@ from .transport import TOKEN_HEADER, TTL_HEADER, Answer, Transport
 __all__ = ["CRAWL_ATTEMPTS", "MAX_CONNECTIONS", "IMDSClient"]
 
 _log = logging.getLogger("aioimds")
+_log.addHandler(logging.NullHandler())  # a library logs only where the application says
 
 TOKEN_PATH = "/latest/api/token"
 MAX_CONNECTIONS = 64

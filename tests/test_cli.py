@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -136,3 +137,47 @@ def test_bad_environment_value_exits_2_naming_it() -> None:
 def test_version() -> None:
     out = cli("--version")
     assert out.returncode == 0 and out.stdout.startswith(b"aioimds ")
+
+
+def test_endpoint_from_the_environment_variable() -> None:
+    with serve() as url:
+        out = cli("get", "meta-data/instance-id",
+                  env={"AWS_EC2_METADATA_SERVICE_ENDPOINT": url})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == default_snapshot()["/latest/meta-data/instance-id"].body
+
+
+def test_endpoint_from_a_profile_in_the_config_file(tmp_path: Path) -> None:
+    with serve() as url:
+        config = tmp_path / "config"
+        config.write_text(f"[default]\nec2_metadata_service_endpoint = http://127.0.0.1:1\n"
+                          f"[profile emulated]\nec2_metadata_service_endpoint = {url}\n")
+        out = cli("get", "meta-data/instance-id",
+                  env={"AWS_CONFIG_FILE": str(config), "AWS_PROFILE": "emulated"})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == default_snapshot()["/latest/meta-data/instance-id"].body
+
+
+def test_option_wins_over_the_environment() -> None:
+    with serve() as url:
+        out = cli("--endpoint", url, "get", "meta-data/placement/region",
+                  env={"AWS_EC2_METADATA_SERVICE_ENDPOINT": f"http://127.0.0.1:{closed_port()}"})
+    assert (out.returncode, out.stdout) == (0, b"ap-northeast-1")
+
+
+@pytest.mark.parametrize(("tokens", "status"), [("required", 1), ("optional", 0)])
+def test_held_token_put_resolves_within_twice_the_timeout(tokens: str, status: int) -> None:
+    timeout = 1.0
+    start = time.monotonic()
+    cli("--version")
+    startup = time.monotonic() - start
+    with serve("--hold-token-put", "--tokens", tokens) as url:
+        start = time.monotonic()
+        out = cli("--endpoint", url, "--timeout", str(timeout), "get", "meta-data/instance-id")
+        elapsed = time.monotonic() - start
+    assert out.returncode == status, out.stderr
+    assert elapsed < 2 * timeout + startup + 0.5
+    if status:
+        assert b"hop limit" in out.stderr and b"Traceback" not in out.stderr
+    else:
+        assert out.stdout.startswith(b"i-")
