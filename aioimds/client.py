@@ -122,13 +122,13 @@ class IMDSClient:
         """
         transport, _ = self._open()
         cfg = self.config
+        deadline = cfg.deadline_for(attempts)
         start = time.monotonic()
         attempt = 0
         while True:
             attempt += 1
             timeout = cfg.timeout
-            if cfg.deadline is not None:
-                timeout = min(timeout, max(0.001, cfg.deadline - (time.monotonic() - start)))
+            timeout = min(timeout, max(0.001, deadline - (time.monotonic() - start)))
             ticket = await limit.acquire() if limit is not None else 0
             throttled = False
             status: int | None = None
@@ -151,8 +151,7 @@ class IMDSClient:
                     limit.release(ticket, throttled=throttled, status=status)
             delay = _delay(failure, attempt, self._rand)
             elapsed = time.monotonic() - start
-            if attempt >= attempts or (cfg.deadline is not None
-                                       and elapsed + delay >= cfg.deadline):
+            if attempt >= attempts or elapsed + delay >= deadline:
                 if isinstance(failure, Answer):
                     return failure
                 raise failure

@@ -17,6 +17,7 @@ from dataclasses import dataclass, fields, replace
 from typing import Any, Literal
 
 from .errors import IMDSConfigError
+from .retry import BACKOFF_CAP
 
 __all__ = [
     "DEFAULT_ATTEMPTS",
@@ -78,8 +79,9 @@ class IMDSConfig:
             Env ``AWS_METADATA_SERVICE_NUM_ATTEMPTS``, key ``metadata_service_num_attempts``.
         token_ttl: seconds asked for in the token PUT, 1..21600. Default
             :data:`DEFAULT_TOKEN_TTL`.
-        deadline: overall seconds one request may take across its attempts, backoff included;
-            ``None`` (default) means ``attempts * timeout`` plus the backoff in between.
+        deadline: overall seconds one request may take across its attempts, waits included;
+            ``None`` (default) means :meth:`deadline_for`: ``attempts * (timeout +``
+            :data:`~aioimds.retry.BACKOFF_CAP` ``)``.
         max_body: largest body accepted, in bytes. Default :data:`DEFAULT_MAX_BODY`.
 
     Raises: :class:`~aioimds.IMDSConfigError` for an invalid value.
@@ -129,6 +131,14 @@ class IMDSConfig:
         if self.endpoint is not None:
             return self.endpoint
         return DEFAULT_ENDPOINT_IPV6 if self.endpoint_mode == "IPv6" else DEFAULT_ENDPOINT_IPV4
+
+    def deadline_for(self, attempts: int) -> float:
+        """The overall deadline in seconds of a request making up to ``attempts`` attempts:
+        ``deadline`` when set, else ``attempts * (timeout + BACKOFF_CAP)`` (each attempt and
+        the longest backoff after it)."""
+        if self.deadline is not None:
+            return self.deadline
+        return attempts * (self.timeout + BACKOFF_CAP)
 
     def with_overrides(self, **overrides: Any) -> IMDSConfig:
         """A copy with the given settings replaced (``None`` values are ignored)."""

@@ -17,7 +17,7 @@ from aioimds import (
     PathError,
     Record,
 )
-from aioimds.emulator import Emulator, Faults
+from aioimds.emulator import Emulator, Faults, PathFault
 
 
 async def test_seed_walk(emulator: Emulator) -> None:
@@ -177,3 +177,17 @@ async def test_not_opened_is_a_clear_error() -> None:
     imds = IMDSClient(endpoint="http://127.0.0.1:9")
     with pytest.raises(RuntimeError, match="async with"):
         await imds.get("meta-data/ami-id")
+
+
+async def test_overall_deadline_stops_the_retries() -> None:
+    path = "/latest/meta-data/instance-id"
+    faults = Faults(path_faults=[PathFault(path, status=503, count=1000)])
+    async with Emulator(faults=faults) as emu:
+        async with IMDSClient(endpoint=emu.url, attempts=1000, deadline=0.4) as imds:
+            start = asyncio.get_running_loop().time()
+            with pytest.raises(IMDSHTTPError) as info:
+                await imds.get("meta-data/instance-id")
+            elapsed = asyncio.get_running_loop().time() - start
+    assert info.value.status == 503 and "after retries" in str(info.value)
+    assert elapsed < 0.4 + 0.2
+    assert 2 <= len([t for t in emu.counters.trace if t.path == path]) < 1000

@@ -163,3 +163,9 @@ def test_bad_direct_values(kwargs: dict[str, object]) -> None:
 def test_unknown_override_is_refused(tmp_path: Path) -> None:
     with pytest.raises(IMDSConfigError, match="unknown settings"):
         IMDSConfig.from_environment(env_with(tmp_path), timeoutt=3)
+
+
+def test_overall_deadline_default_and_explicit() -> None:
+    assert IMDSConfig().deadline_for(3) == 3 * (1.0 + 1.0)
+    assert IMDSConfig(timeout=0.5).deadline_for(8) == 8 * 1.5
+    assert IMDSConfig(deadline=2.5).deadline_for(8) == 2.5
