@@ -28,6 +28,7 @@ from .errors import (
     IMDSTokenError,
     IMDSTokenTimeoutError,
 )
+from .metadata import MetadataMixin
 from .pacing import AdaptiveLimit
 from .paths import parse_listing, request_path
 from .snapshot import Record, Snapshot
@@ -47,7 +48,7 @@ CRAWL_ATTEMPTS = 8
 spends a larger retry budget than one ``get`` to come back complete from a flaky service."""
 
 
-class IMDSClient:
+class IMDSClient(MetadataMixin):
     """An asyncio IMDS client: one ``aiohttp.ClientSession`` and one token for its life.
 
     ``IMDSClient()`` reads its settings from the environment and the shared AWS config file
@@ -242,8 +243,11 @@ class IMDSClient:
         try:
             return json.loads(text)
         except ValueError as exc:
-            raise IMDSResponseError(f"body is not JSON ({exc.args[0]})",
-                                    path=request_path(path), status=200) from exc
+            reason = exc.args[0]
+        # Raised outside the except clause: the JSONDecodeError keeps the whole text (role
+        # credentials too) in its ``doc``, so it is neither the cause nor the context.
+        raise IMDSResponseError(f"body is not JSON ({reason})", path=request_path(path),
+                                status=200)
 
     async def list(self, path: str = "") -> list[str]:
         """The entries of the listing at ``path``, as served (``"meta-data/"`` ->

@@ -14,9 +14,11 @@ __all__ = [
     "IMDSConfigError",
     "IMDSConnectionError",
     "IMDSCrawlError",
+    "IMDSCredentialsError",
     "IMDSDisabledError",
     "IMDSError",
     "IMDSHTTPError",
+    "IMDSIdentityError",
     "IMDSNotFoundError",
     "IMDSResponseError",
     "IMDSThrottledError",
@@ -92,6 +94,17 @@ class IMDSTokenTimeoutError(IMDSTokenError, TimeoutError):
     Inside a container this is almost always the instance's hop limit of 1: raise it with
     ``aws ec2 modify-instance-metadata-options --instance-id ID --http-put-response-hop-limit 2``.
     """
+
+
+class IMDSCredentialsError(IMDSError):
+    """Role credentials could not be had: no IAM role is attached, the credentials document's
+    ``Code`` is not ``Success``, or it holds expired credentials. Never carries a secret."""
+
+
+class IMDSIdentityError(IMDSError):
+    """The instance identity document could not be verified against its signature: they do
+    not match, an input is malformed, or ``cryptography`` is missing
+    (``pip install 'aioimds[verify]'``)."""
 
 
 class IMDSCrawlError(IMDSError):

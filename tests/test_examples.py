@@ -2,11 +2,32 @@
 
 from __future__ import annotations
 
+import asyncio
+import importlib.util
+import json
+import os
+import signal
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
+from types import ModuleType
+
+import aiohttp
+import pytest
+
+from aioimds import IMDSClient, IMDSConfig
+from aioimds.emulator import Emulator
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+INSTANCE_ID = "i-0a1b2c3d4e5f60718"
+"""The instance id of the emulator's default tree."""
+ROLE_DOCUMENT = "/latest/meta-data/iam/security-credentials/aioimds-demo-role"
+WARNING_SIGNS = ("Unclosed", "was destroyed but it is pending", "Traceback", "Warning")
+"""What stderr must not contain: aiohttp's unclosed-session report, asyncio's pending-task
+report, an uncaught exception, any warning (the examples run with -W error)."""
+HAS_AIOBOTOCORE = importlib.util.find_spec("aiobotocore") is not None
 
 
 def run(name: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -20,3 +41,95 @@ def test_region_example_against_the_embedded_emulator() -> None:
     assert out.stdout == "ap-northeast-1\n"
     assert "versions: 1.0, " in out.stderr and out.stderr.split("\n")[0].endswith(", latest")
     assert "placement/: availability-zone, availability-zone-id, region" in out.stderr
+
+
+def example_environment(url: str) -> dict[str, str]:
+    """The environment of an example run against the emulator at ``url``, and nothing else:
+    no AWS credentials, profiles or config files of the machine running the tests."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    return {**env, "AWS_EC2_METADATA_SERVICE_ENDPOINT": url, "AWS_CONFIG_FILE": os.devnull,
+            "AWS_SHARED_CREDENTIALS_FILE": os.devnull}
+
+
+async def start(name: str, url: str, *args: str) -> asyncio.subprocess.Process:
+    """``python -W error examples/NAME ARGS`` against the emulator at ``url``."""
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-W", "error", str(EXAMPLES / name), *args,
+        env=example_environment(url), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def test_aiohttp_app_answers_with_the_region_and_shuts_down_cleanly(
+    imds_emulator: Emulator,
+) -> None:
+    port = free_port()
+    proc = await start("aiohttp_app.py", imds_emulator.url, "--port", str(port))
+    try:
+        assert proc.stdout is not None
+        banner = await asyncio.wait_for(proc.stdout.readline(), 20)
+        assert f"http://127.0.0.1:{port}" in banner.decode()
+        async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{port}/") as r:
+            assert r.status == 200
+            answer = await r.json()
+    finally:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGINT)
+        _, err = await asyncio.wait_for(proc.communicate(), 20)
+    assert answer == {"region": "ap-northeast-1", "instance_id": INSTANCE_ID}
+    assert proc.returncode == 0, err.decode()
+    assert not any(sign in err.decode() for sign in WARNING_SIGNS), err.decode()
+    assert imds_emulator.counters.token_puts == 1
+
+
+async def test_spot_drain_exits_promptly_after_the_notice(imds_emulator: Emulator) -> None:
+    interval, ahead = 0.2, 1.5
+    imds_emulator.schedule_spot_action(ahead, "terminate")
+    scheduled = time.monotonic()
+    proc = await start("spot_drain.py", imds_emulator.url, "--interval", str(interval))
+    out, err = await asyncio.wait_for(proc.communicate(), 20)
+    elapsed = time.monotonic() - scheduled
+    assert proc.returncode == 0, err.decode()
+    assert ahead <= elapsed <= ahead + interval + 1.0, elapsed
+    lines = out.decode().splitlines()
+    assert lines[0].startswith("spot interruption notice: terminate at ")
+    assert lines[1].startswith("drained 3 workers after ") and lines[1].endswith("; exiting")
+    assert err.decode().count("checkpointed after") == 3
+    assert not any(sign in err.decode() for sign in WARNING_SIGNS), err.decode()
+
+
+def load_example(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name.removesuffix(".py"), EXAMPLES / name)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.skipif(not HAS_AIOBOTOCORE, reason="aiobotocore is not installed (it is not a "
+                    "dependency of aioimds; pip install aiobotocore to run this example)")
+async def test_s3_example_hands_the_emulator_credentials_to_aiobotocore(
+    imds_environment: Emulator, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in [k for k in os.environ if k.startswith("AWS_")]:
+        if name != "AWS_EC2_METADATA_SERVICE_ENDPOINT":  # botocore's own IMDS use: the emulator
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+    example = load_example("s3_with_instance_credentials.py")
+    served = json.loads(imds_environment.snapshot[ROLE_DOCUMENT].body)
+    async with IMDSClient(IMDSConfig(endpoint=imds_environment.url)) as imds:
+        session = example.session_with_instance_credentials(imds)
+        async with session.create_client("s3", region_name="ap-northeast-1"):
+            resolved = await session.get_credentials()
+            frozen = await resolved.get_frozen_credentials()
+    assert resolved.method == "aioimds"
+    assert (frozen.access_key, frozen.secret_key, frozen.token) == (
+        served["AccessKeyId"], served["SecretAccessKey"], served["Token"])
+    assert {t.path for t in imds_environment.counters.trace} <= {
+        "/latest/api/token", "/latest/meta-data/iam/security-credentials/",
+        "/latest/meta-data/iam/security-credentials-extended/aioimds-demo-role", ROLE_DOCUMENT}

@@ -14,10 +14,17 @@ from collections.abc import Callable
 
 from ..snapshot import Snapshot
 from .faults import Faults
+from .schedule import SPOT_ACTIONS
 from .server import Emulator
 from .tokens import MAX_TTL, MIN_TTL
 
-__all__ = ["add_serve_arguments", "emulator_from_args", "faults_from_args", "run_serve"]
+__all__ = [
+    "add_serve_arguments",
+    "emulator_from_args",
+    "faults_from_args",
+    "run_serve",
+    "schedule_from_args",
+]
 
 
 def _number(
@@ -39,6 +46,13 @@ def _number(
         return value
 
     return parse
+
+
+def _one_line(text: str) -> str:
+    """An argparse ``type``: one line of text without surrounding spaces."""
+    if not text or "\n" in text or text != text.strip():
+        raise argparse.ArgumentTypeError(f"must be one line of text, not {text!r}")
+    return text
 
 
 def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
@@ -75,6 +89,45 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     faults.add_argument("--max-connections", type=_number(1, kind=int), metavar="N",
                         help="simultaneous connections; the excess is closed unanswered")
     faults.add_argument("--seed", type=int, help="seed for repeatable random faults")
+    _add_schedule_arguments(parser)
+
+
+def _add_schedule_arguments(parser: argparse.ArgumentParser) -> None:
+    later = parser.add_argument_group("scheduled changes (SECONDS counted from start)")
+    seconds = _number(0)
+    later.add_argument("--spot-action-in", type=seconds, metavar="SECONDS",
+                       help="serve a spot interruption notice (spot/instance-action)")
+    later.add_argument("--spot-action", choices=SPOT_ACTIONS, default="terminate",
+                       help="the notice's action (default: terminate)")
+    later.add_argument("--rebalance-in", type=seconds, metavar="SECONDS",
+                       help="serve a rebalance recommendation (events/recommendations/rebalance)")
+    later.add_argument("--maintenance-in", type=seconds, metavar="SECONDS",
+                       help="add a scheduled event (events/maintenance/scheduled)")
+    later.add_argument("--maintenance-code", default="system-reboot", metavar="CODE",
+                       help="the event's code (default: system-reboot)")
+    later.add_argument("--lifecycle-state-in", type=seconds, metavar="SECONDS",
+                       help="change autoscaling/target-lifecycle-state")
+    later.add_argument("--lifecycle-state", type=_one_line, default="Terminated", metavar="STATE",
+                       help="the new target lifecycle state (default: Terminated)")
+    later.add_argument("--rotate-credentials-every", type=_number(0, exclusive=True),
+                       metavar="SECONDS", help="new role credentials now and every SECONDS")
+    later.add_argument("--credentials-lifetime", type=_number(0, exclusive=True),
+                       metavar="SECONDS",
+                       help="seconds to each credential Expiration (default: every + 300)")
+
+
+def schedule_from_args(emulator: Emulator, args: argparse.Namespace) -> None:
+    """Schedule on a started ``emulator`` the changes the parsed ``serve`` options ask for."""
+    if args.spot_action_in is not None:
+        emulator.schedule_spot_action(args.spot_action_in, args.spot_action)
+    if args.rebalance_in is not None:
+        emulator.schedule_rebalance(args.rebalance_in)
+    if args.maintenance_in is not None:
+        emulator.schedule_maintenance_event(args.maintenance_in, args.maintenance_code)
+    if args.lifecycle_state_in is not None:
+        emulator.schedule_lifecycle_state(args.lifecycle_state_in, args.lifecycle_state)
+    if args.rotate_credentials_every is not None or args.credentials_lifetime is not None:
+        emulator.rotate_credentials(args.rotate_credentials_every, args.credentials_lifetime)
 
 
 def faults_from_args(args: argparse.Namespace) -> Faults:
@@ -133,6 +186,7 @@ async def run_serve(args: argparse.Namespace, out: Callable[[str], None]) -> int
         installed.append(sig)
     try:
         async with emulator:
+            schedule_from_args(emulator, args)
             out(emulator.url)
             await stop.wait()
     finally:

@@ -17,6 +17,7 @@ import logging
 import random
 import time
 from collections.abc import Mapping
+from datetime import datetime
 from types import TracebackType
 from typing import Any, Literal
 
@@ -26,6 +27,8 @@ from aiohttp.web import RequestHandler
 from ..snapshot import TEXT_PLAIN, Record, Snapshot
 from .default import default_snapshot
 from .faults import REDACTED, Counters, Faults, PathFault, TokenBucket, TraceEntry
+from .identity import DOCUMENT, IdentitySigner
+from .schedule import Scheduler, maintenance_event
 from .tokens import TokenStore, parse_ttl
 from .wire import (
     SERVER,
@@ -101,6 +104,10 @@ class Emulator:
         faults: the :class:`Faults` to inject (default: none); ``emu.faults`` stays mutable.
         seed: seed of the emulator's own ``random.Random`` (error, drop and jitter draws), for
             repeatable runs. Tokens always come from :mod:`secrets`.
+        sign_identity: sign the identity document at start and whenever it is set, serving
+            ``dynamic/instance-identity/signature`` to verify with
+            :attr:`identity_certificate` (default False: the snapshot is served as it is;
+            needs ``cryptography``, see :mod:`aioimds.emulator.identity`).
     """
 
     def __init__(
@@ -113,6 +120,7 @@ class Emulator:
         latency: float = 0.0,
         faults: Faults | None = None,
         seed: int | None = None,
+        sign_identity: bool = False,
     ) -> None:
         self._responses: dict[str, Record] = dict(
             snapshot if snapshot is not None else default_snapshot()
@@ -137,6 +145,9 @@ class Emulator:
         self._excess: set[RequestHandler] = set()
         self._started_at = 0.0
         self._last_revocation = 0.0
+        self.sign_identity = sign_identity
+        self._signer: IdentitySigner | None = None
+        self._schedule = Scheduler(self)
 
     # -- public surface -------------------------------------------------------------------
 
@@ -170,15 +181,28 @@ class Emulator:
         """A copy of the tree being served, edits included."""
         return Snapshot(self._responses)
 
+    @property
+    def identity_certificate(self) -> str | None:
+        """The PEM certificate verifying the served identity document's signature, when
+        ``sign_identity`` is on and the emulator has started; else ``None``."""
+        return self._signer.certificate if self._signer is not None else None
+
     def set_snapshot(self, snapshot: Snapshot) -> None:
         """Serve ``snapshot`` instead, from the next request on."""
         self._responses = dict(snapshot)
+        self._sign_identity_document(DOCUMENT)
 
     def set_response(self, path: str, record: Record) -> None:
         """Answer ``path`` (a snapshot key such as ``/latest/meta-data/ami-id``) with ``record``."""
         if not path.startswith("/"):
             raise ValueError(f"a path must start with /, not {path!r}")
         self._responses[path] = record
+        self._sign_identity_document(path)
+
+    def _sign_identity_document(self, path: str) -> None:
+        """Re-sign the identity document after ``path`` changed, when signing is on."""
+        if self._signer is not None and path == DOCUMENT:
+            self._signer.sign(self._responses)
 
     def set_leaf(self, path: str, body: str | bytes, content_type: str = TEXT_PLAIN) -> None:
         """Answer ``path`` with 200 and ``body`` (str is UTF-8 encoded), adding or replacing it."""
@@ -193,10 +217,50 @@ class Emulator:
         """Revoke every issued token: each one answers 401 from now on."""
         self._store.revoke_all()
 
+    # -- scheduled changes (aioimds.emulator.schedule; pending ones are cancelled by stop) --
+
+    def schedule_spot_action(self, in_seconds: float, action: str = "terminate") -> None:
+        """Serve a spot interruption notice (``terminate``, ``stop`` or ``hibernate``) at
+        ``meta-data/spot/instance-action`` from ``in_seconds`` seconds from now."""
+        self._schedule.spot_action(in_seconds, action)
+
+    def schedule_rebalance(self, in_seconds: float) -> None:
+        """Serve a rebalance recommendation at ``meta-data/events/recommendations/rebalance``
+        from ``in_seconds`` seconds from now."""
+        self._schedule.rebalance(in_seconds)
+
+    def schedule_maintenance_event(
+        self, in_seconds: float, code: str = "system-reboot", description: str | None = None,
+        *, event_id: str | None = None, not_before: datetime | None = None,
+        not_after: datetime | None = None, not_before_deadline: datetime | None = None,
+        state: str = "active",
+    ) -> str:
+        """Add a scheduled event to ``meta-data/events/maintenance/scheduled`` in
+        ``in_seconds`` seconds (arguments and defaults as
+        :func:`~aioimds.emulator.schedule.maintenance_event`). Returns its ``EventId``."""
+        event = maintenance_event(code, description, event_id=event_id, not_before=not_before,
+                                  not_after=not_after, not_before_deadline=not_before_deadline,
+                                  state=state)
+        self._schedule.maintenance_event(in_seconds, event)
+        return event["EventId"]
+
+    def schedule_lifecycle_state(self, in_seconds: float, state: str) -> None:
+        """Set ``meta-data/autoscaling/target-lifecycle-state`` to ``state`` in ``in_seconds``."""
+        self._schedule.lifecycle_state(in_seconds, state)
+
+    def rotate_credentials(self, every: float | None = None,
+                           lifetime: float | None = None) -> None:
+        """New role credentials now (and each ``every`` seconds), expiring ``lifetime`` seconds
+        later; see :meth:`~aioimds.emulator.schedule.Scheduler.rotate_credentials`."""
+        self._schedule.rotate_credentials(every, lifetime)
+
     async def start(self) -> str:
         """Listen on ``host``:``port`` and return :attr:`url`."""
         if self._runner is not None:
             raise RuntimeError("the emulator is already running")
+        if self.sign_identity and self._signer is None:
+            self._signer = await asyncio.to_thread(IdentitySigner)  # RSA keygen: off the loop
+        self._sign_identity_document(DOCUMENT)
         server = _Server(self, access_log=None, handler_cancellation=True, logger=LOGGER)
         runner = web.ServerRunner(server, shutdown_timeout=SHUTDOWN_TIMEOUT)
         await runner.setup()
@@ -214,8 +278,10 @@ class Emulator:
         return self._url
 
     async def stop(self) -> None:
-        """Release held and delayed requests (closing their connections) and stop listening."""
+        """Cancel scheduled changes, release held and delayed requests (closing their
+        connections) and stop listening."""
         runner, self._runner = self._runner, None
+        self._schedule.cancel()
         if runner is None:
             return
         self._stopping = True

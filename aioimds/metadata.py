@@ -1,0 +1,392 @@
+"""Typed views of instance metadata: frozen dataclasses, their parsers, and client coroutines.
+
+The formats are those of the EC2 user guide, "Instance metadata categories"
+(https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/instancedata-data-categories.html).
+Each parser takes the leaf's text and its request path and raises
+:class:`~aioimds.IMDSResponseError` naming that path for a malformed document.
+
+:class:`MetadataMixin` gives :class:`~aioimds.IMDSClient` one coroutine per common view. They
+are thin: each one calls the client's ``get``/``get_bytes``/``list``, never a second HTTP
+path. What the service answers 404 for (``public-ipv4`` on a private instance, no spot notice,
+no role) is ``None``, ``{}`` or ``[]``, never an exception, and is not logged (C31).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+from abc import abstractmethod
+from dataclasses import dataclass
+from datetime import datetime
+
+from . import _fields as f
+from ._fetch import gather_all, optional_entries, optional_text
+from .errors import IMDSIdentityError, IMDSNotFoundError, IMDSResponseError
+from .identity import verify_identity_document
+from .metadata_network import NetworkInterface, fetch_network_interfaces
+from .paths import request_path
+
+__all__ = [
+    "IAMInfo",
+    "IdentityDocument",
+    "MaintenanceEvent",
+    "MetadataMixin",
+    "NetworkInterface",
+    "Placement",
+    "RebalanceRecommendation",
+    "SpotInstanceAction",
+    "parse_iam_info",
+    "parse_identity_document",
+    "parse_maintenance_events",
+    "parse_rebalance_recommendation",
+    "parse_spot_instance_action",
+]
+
+MD = "meta-data/"
+DOCUMENT = "dynamic/instance-identity/document"
+SIGNATURE = "dynamic/instance-identity/signature"
+"""The base64 RSA PKCS#1 v1.5 SHA-256 signature of the document (EC2 user guide, "Verify the
+instance identity document", option 2); ``pkcs7`` is DSA/SHA-1 and ``rsa2048`` is PKCS7."""
+
+
+@dataclass(frozen=True)
+class IdentityDocument:
+    """The instance identity document, ``dynamic/instance-identity/document``.
+
+    Every documented field, snake_case; ``pending_time`` is a UTC datetime. The product-code
+    lists are tuples, ``None`` when the document has ``null``; ``kernel_id``, ``ramdisk_id``
+    and ``private_ip`` are ``None`` when null or absent.
+    """
+
+    account_id: str
+    architecture: str
+    availability_zone: str
+    image_id: str
+    instance_id: str
+    instance_type: str
+    pending_time: datetime
+    region: str
+    version: str
+    private_ip: str | None = None
+    billing_products: tuple[str, ...] | None = None
+    devpay_product_codes: tuple[str, ...] | None = None
+    marketplace_product_codes: tuple[str, ...] | None = None
+    kernel_id: str | None = None
+    ramdisk_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Placement:
+    """The ``placement/`` category; each field is ``None`` when its leaf is absent (404).
+
+    ``partition_number`` is an int (partition placement groups only).
+    """
+
+    availability_zone: str | None = None
+    availability_zone_id: str | None = None
+    region: str | None = None
+    group_name: str | None = None
+    host_id: str | None = None
+    partition_number: int | None = None
+
+
+@dataclass(frozen=True)
+class IAMInfo:
+    """``iam/info``: the instance profile (``last_updated`` is a UTC datetime)."""
+
+    code: str
+    last_updated: datetime
+    instance_profile_arn: str
+    instance_profile_id: str
+
+
+@dataclass(frozen=True)
+class SpotInstanceAction:
+    """``spot/instance-action``: ``action`` (``stop``, ``terminate`` or ``hibernate``) at
+    ``time`` (UTC), about two minutes after the notice."""
+
+    action: str
+    time: datetime
+
+
+@dataclass(frozen=True)
+class RebalanceRecommendation:
+    """``events/recommendations/rebalance``: when the rebalance recommendation was made."""
+
+    notice_time: datetime
+
+
+@dataclass(frozen=True)
+class MaintenanceEvent:
+    """One event of ``events/maintenance/scheduled`` or ``history``.
+
+    ``code`` is e.g. ``system-reboot``; ``state`` ``active``, ``completed`` or ``canceled``;
+    the times are UTC datetimes, ``None`` when absent.
+    """
+
+    code: str
+    description: str | None
+    event_id: str
+    state: str
+    not_before: datetime | None = None
+    not_after: datetime | None = None
+    not_before_deadline: datetime | None = None
+
+
+def parse_identity_document(text: str, path: str) -> IdentityDocument:
+    """Parse the instance identity document (JSON) served at ``path``.
+
+    Raises: :class:`~aioimds.IMDSResponseError` naming ``path`` when it is not a JSON object
+    or a field is missing or of the wrong type.
+    """
+    doc = f.json_object(text, path, "the instance identity document")
+    return IdentityDocument(
+        account_id=f.req_str(doc, "accountId", path),
+        architecture=f.req_str(doc, "architecture", path),
+        availability_zone=f.req_str(doc, "availabilityZone", path),
+        image_id=f.req_str(doc, "imageId", path),
+        instance_id=f.req_str(doc, "instanceId", path),
+        instance_type=f.req_str(doc, "instanceType", path),
+        pending_time=f.req_time(doc, "pendingTime", path),
+        region=f.req_str(doc, "region", path),
+        version=f.req_str(doc, "version", path),
+        private_ip=f.opt_str(doc, "privateIp", path),
+        billing_products=f.opt_strs(doc, "billingProducts", path),
+        devpay_product_codes=f.opt_strs(doc, "devpayProductCodes", path),
+        marketplace_product_codes=f.opt_strs(doc, "marketplaceProductCodes", path),
+        kernel_id=f.opt_str(doc, "kernelId", path),
+        ramdisk_id=f.opt_str(doc, "ramdiskId", path),
+    )
+
+
+def parse_iam_info(text: str, path: str) -> IAMInfo:
+    """Parse ``iam/info`` (JSON). Raises :class:`~aioimds.IMDSResponseError` naming ``path``."""
+    doc = f.json_object(text, path, "iam/info")
+    return IAMInfo(
+        code=f.req_str(doc, "Code", path),
+        last_updated=f.req_time(doc, "LastUpdated", path),
+        instance_profile_arn=f.req_str(doc, "InstanceProfileArn", path),
+        instance_profile_id=f.req_str(doc, "InstanceProfileId", path),
+    )
+
+
+def parse_spot_instance_action(text: str, path: str) -> SpotInstanceAction:
+    """Parse ``spot/instance-action``, ``{"action": "terminate", "time": "2017-09-18T08:22:00Z"}``.
+
+    Raises: :class:`~aioimds.IMDSResponseError` naming ``path``.
+    """
+    doc = f.json_object(text, path, "the spot instance action")
+    return SpotInstanceAction(action=f.req_str(doc, "action", path),
+                              time=f.req_time(doc, "time", path))
+
+
+def parse_rebalance_recommendation(text: str, path: str) -> RebalanceRecommendation:
+    """Parse ``events/recommendations/rebalance``, ``{"noticeTime": "2020-11-05T08:22:00Z"}``.
+
+    Raises: :class:`~aioimds.IMDSResponseError` naming ``path``.
+    """
+    doc = f.json_object(text, path, "the rebalance recommendation")
+    return RebalanceRecommendation(notice_time=f.req_time(doc, "noticeTime", path))
+
+
+def parse_maintenance_events(text: str, path: str) -> list[MaintenanceEvent]:
+    """Parse ``events/maintenance/scheduled`` or ``history``: a JSON array (``[]`` is ``[]``,
+    C08) of objects with ``Code``, ``Description``, ``EventId``, ``State`` and the times
+    ``NotBefore``, ``NotAfter``, ``NotBeforeDeadline`` (``21 Jan 2019 09:00:43 GMT``).
+
+    Raises: :class:`~aioimds.IMDSResponseError` naming ``path``.
+    """
+    events = []
+    for item in f.json_array(text, path, "the maintenance events"):
+        if not isinstance(item, dict):
+            raise IMDSResponseError("a maintenance event is not a JSON object", path=path,
+                                    status=200)
+        events.append(MaintenanceEvent(
+            code=f.req_str(item, "Code", path),
+            description=f.opt_str(item, "Description", path),
+            event_id=f.req_str(item, "EventId", path),
+            state=f.req_str(item, "State", path),
+            not_before=f.opt_time(item, "NotBefore", path),
+            not_after=f.opt_time(item, "NotAfter", path),
+            not_before_deadline=f.opt_time(item, "NotBeforeDeadline", path),
+        ))
+    return events
+
+
+def _key_index(entry: str, listing: str) -> tuple[str, str]:
+    """``0=my-key`` -> ``("0", "my-key")`` (C09); the index must be a decimal number."""
+    index, _, name = entry.partition("=")
+    if not (index.isascii() and index.isdigit()):
+        raise IMDSResponseError(f"public key entry {entry!r} has no numeric index",
+                                path=request_path(listing), status=200)
+    return index, name or index
+
+
+class MetadataMixin:
+    """Typed metadata coroutines of :class:`~aioimds.IMDSClient` (paths under ``latest/``).
+
+    Absent (404) is ``None``, ``{}`` or ``[]``. Every coroutine raises
+    :class:`~aioimds.IMDSResponseError` naming the path for a malformed leaf, and the other
+    :class:`~aioimds.IMDSError` subclasses of :meth:`get` (no answer, throttling, ...).
+    """
+
+    async def region(self) -> str | None:
+        """The Region, ``meta-data/placement/region`` (``"ap-northeast-1"``)."""
+        return await self._scalar(MD + "placement/region")
+
+    async def availability_zone(self) -> str | None:
+        """The Availability Zone, ``meta-data/placement/availability-zone``."""
+        return await self._scalar(MD + "placement/availability-zone")
+
+    async def instance_id(self) -> str | None:
+        """The instance ID, ``meta-data/instance-id`` (``"i-0123456789abcdef0"``)."""
+        return await self._scalar(MD + "instance-id")
+
+    async def instance_type(self) -> str | None:
+        """The instance type, ``meta-data/instance-type`` (``"t3.micro"``)."""
+        return await self._scalar(MD + "instance-type")
+
+    async def public_ipv4(self) -> str | None:
+        """``meta-data/public-ipv4``; ``None`` on an instance without one (C31)."""
+        return await self._scalar(MD + "public-ipv4")
+
+    async def local_ipv4(self) -> str | None:
+        """The primary private IPv4 address, ``meta-data/local-ipv4``."""
+        return await self._scalar(MD + "local-ipv4")
+
+    async def target_lifecycle_state(self) -> str | None:
+        """The Auto Scaling target lifecycle state (``"InService"``, ``"Terminated"``, ...),
+        ``meta-data/autoscaling/target-lifecycle-state``; ``None`` outside Auto Scaling."""
+        return await self._scalar(MD + "autoscaling/target-lifecycle-state")
+
+    async def ami_launch_index(self) -> int | None:
+        """``meta-data/ami-launch-index`` as an int (``"0"`` -> ``0``, C08)."""
+        path = MD + "ami-launch-index"
+        text = await optional_text(self, path)
+        return None if text is None else f.int_leaf(text, request_path(path))
+
+    async def identity_document(self) -> IdentityDocument | None:
+        """The instance identity document, ``dynamic/instance-identity/document``.
+
+        Unverified: use :meth:`verified_identity_document` before trusting it.
+        """
+        text = await optional_text(self, DOCUMENT)
+        return None if text is None else parse_identity_document(text, request_path(DOCUMENT))
+
+    async def verified_identity_document(self, certificate: str) -> IdentityDocument:
+        """The identity document, verified against ``dynamic/instance-identity/signature``
+        with the AWS RSA public ``certificate`` (PEM) of the instance's Region.
+
+        Raises: :class:`~aioimds.IMDSIdentityError` when the signature does not match, the
+        document or signature is absent (404), or ``cryptography`` is missing.
+        """
+        body, signature = await asyncio.gather(self._optional_bytes(DOCUMENT),
+                                               optional_text(self, SIGNATURE))
+        if body is None or signature is None:
+            missing = DOCUMENT if body is None else SIGNATURE
+            raise IMDSIdentityError("absent (404): nothing to verify",
+                                    path=request_path(missing), status=404)
+        verify_identity_document(body, signature, certificate)
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise IMDSResponseError("the instance identity document is not UTF-8",
+                                    path=request_path(DOCUMENT), status=200) from exc
+        return parse_identity_document(text, request_path(DOCUMENT))
+
+    async def placement(self) -> Placement:
+        """The ``meta-data/placement/`` category; absent leaves are ``None``."""
+        names = ("availability-zone", "availability-zone-id", "region", "group-name",
+                 "host-id", "partition-number")
+        values = await gather_all(self._scalar(MD + "placement/" + n) for n in names)
+        zone, zone_id, region, group, host, partition = values
+        number = None if partition is None else f.int_leaf(
+            partition, request_path(MD + "placement/partition-number"))
+        return Placement(availability_zone=zone, availability_zone_id=zone_id, region=region,
+                         group_name=group, host_id=host, partition_number=number)
+
+    async def iam_info(self) -> IAMInfo | None:
+        """``meta-data/iam/info``; ``None`` when no IAM role is attached."""
+        path = MD + "iam/info"
+        text = await optional_text(self, path)
+        return None if text is None else parse_iam_info(text, request_path(path))
+
+    async def network_interfaces(self) -> dict[str, NetworkInterface]:
+        """Every network interface by MAC, ``meta-data/network/interfaces/macs/``; all leaves
+        are fetched concurrently. See :class:`~aioimds.metadata_network.NetworkInterface`."""
+        return await fetch_network_interfaces(self)
+
+    async def public_keys(self) -> dict[str, str]:
+        """Public keys by name: ``public-keys/`` lists ``0=my-key`` and the key is at
+        ``public-keys/0/openssh-key`` (C09); the key's surrounding whitespace is stripped."""
+        listing = MD + "public-keys/"
+        keys = [_key_index(entry, listing) for entry in await optional_entries(self, listing)]
+        bodies = await gather_all(optional_text(self, f"{listing}{index}/openssh-key")
+                                  for index, _ in keys)
+        return {name: body.strip() for (_, name), body in zip(keys, bodies, strict=True)
+                if body is not None}
+
+    async def tags(self) -> dict[str, str]:
+        """Instance tags, ``meta-data/tags/instance/`` (when tags in metadata are enabled):
+        exact keys (``= , + @ : .`` and spaces kept, C11), values exactly as served."""
+        listing = MD + "tags/instance/"
+        keys = await optional_entries(self, listing)
+        for key in keys:
+            if "/" in key:
+                raise IMDSResponseError(f"tag key {key!r} holds a '/'",
+                                        path=request_path(listing), status=200)
+        values = await gather_all(optional_text(self, listing + key) for key in keys)
+        return {k: v for k, v in zip(keys, values, strict=True) if v is not None}
+
+    async def spot_instance_action(self) -> SpotInstanceAction | None:
+        """The pending spot interruption, ``meta-data/spot/instance-action``; ``None`` until
+        a notice exists."""
+        path = MD + "spot/instance-action"
+        text = await optional_text(self, path)
+        return None if text is None else parse_spot_instance_action(text, request_path(path))
+
+    async def rebalance_recommendation(self) -> RebalanceRecommendation | None:
+        """``meta-data/events/recommendations/rebalance``; ``None`` until one is made."""
+        path = MD + "events/recommendations/rebalance"
+        text = await optional_text(self, path)
+        return (None if text is None
+                else parse_rebalance_recommendation(text, request_path(path)))
+
+    async def scheduled_maintenance_events(self) -> list[MaintenanceEvent]:
+        """``meta-data/events/maintenance/scheduled``; ``[]`` when none (C08) or absent."""
+        return await self._events(MD + "events/maintenance/scheduled")
+
+    async def past_maintenance_events(self) -> list[MaintenanceEvent]:
+        """``meta-data/events/maintenance/history`` (completed or canceled events)."""
+        return await self._events(MD + "events/maintenance/history")
+
+    # -- helpers -------------------------------------------------------------------------
+
+    async def _scalar(self, path: str) -> str | None:
+        """A one-value leaf, stripped; ``None`` when absent (404) or empty."""
+        text = await optional_text(self, path)
+        return (text or "").strip() or None
+
+    async def _optional_bytes(self, path: str) -> bytes | None:
+        try:
+            return await self.get_bytes(path)
+        except IMDSNotFoundError:
+            return None
+
+    async def _events(self, path: str) -> list[MaintenanceEvent]:
+        text = await optional_text(self, path)
+        return [] if text is None else parse_maintenance_events(text, request_path(path))
+
+    # -- what the mixin needs of the client (IMDSClient implements them) -------------------
+
+    @abstractmethod
+    async def get(self, path: str) -> str:
+        """The leaf at ``path`` as text."""
+
+    @abstractmethod
+    async def get_bytes(self, path: str) -> bytes:
+        """The leaf at ``path`` as bytes."""
+
+    @abstractmethod
+    async def list(self, path: str = "") -> builtins.list[str]:
+        """The entries of the listing at ``path``."""
