@@ -181,3 +181,15 @@ def test_held_token_put_resolves_within_twice_the_timeout(tokens: str, status: i
         assert b"hop limit" in out.stderr and b"Traceback" not in out.stderr
     else:
         assert out.stdout.startswith(b"i-")
+
+
+def test_serve_signs_the_identity_document_and_the_signature_verifies(tmp_path: Path) -> None:
+    pytest.importorskip("cryptography", reason="signing needs the cryptography package")
+    from aioimds import verify_identity_document
+
+    cert = tmp_path / "imds.pem"
+    with serve("--sign-identity", str(cert)) as url:
+        doc = cli("--endpoint", url, "get", "dynamic/instance-identity/document")
+        sig = cli("--endpoint", url, "get", "dynamic/instance-identity/signature")
+    assert doc.returncode == 0 and sig.returncode == 0
+    verify_identity_document(doc.stdout, sig.stdout.decode(), cert.read_text())

@@ -67,6 +67,10 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
                         help="required: IMDSv2 only; optional: IMDSv1 too (default: required)")
     parser.add_argument("--latency-ms", type=_number(0), default=0.0, metavar="MS",
                         help="milliseconds added before every answer (default: 0)")
+    parser.add_argument("--sign-identity", metavar="CERT_FILE",
+                        help="sign the identity document with a certificate made at start-up "
+                             "and write that certificate (PEM) to CERT_FILE; needs the "
+                             "cryptography package (pip install 'aioimds[verify]')")
     faults = parser.add_argument_group("fault options (all off by default)")
     faults.add_argument("--jitter-ms", type=_number(0), default=0.0, metavar="MS",
                         help="extra uniform random 0..MS milliseconds per answer")
@@ -163,6 +167,7 @@ def emulator_from_args(args: argparse.Namespace) -> Emulator:
         latency=args.latency_ms / 1000,
         faults=faults_from_args(args),
         seed=args.seed,
+        sign_identity=args.sign_identity is not None,
     )
     emulator.counters.trace_enabled = False  # nobody reads it, and it would grow forever
     return emulator
@@ -187,6 +192,9 @@ async def run_serve(args: argparse.Namespace, out: Callable[[str], None]) -> int
     try:
         async with emulator:
             schedule_from_args(emulator, args)
+            if args.sign_identity is not None and emulator.identity_certificate is not None:
+                with open(args.sign_identity, "w", encoding="ascii") as fh:
+                    fh.write(emulator.identity_certificate)
             out(emulator.url)
             await stop.wait()
     finally:
