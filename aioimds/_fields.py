@@ -85,7 +85,10 @@ def _json(text: str, path: str, what: str) -> Any:
     try:
         return json.loads(text)
     except ValueError as exc:
-        raise _error(path, f"{what} is not JSON ({exc.args[0]})") from exc
+        reason = exc.args[0]
+    # Raised outside the except clause: the JSONDecodeError keeps the whole text (role
+    # credentials too) in its ``doc``, so it is neither the cause nor the context.
+    raise _error(path, f"{what} is not JSON ({reason})")
 
 
 def req_str(doc: dict[str, Any], key: str, path: str) -> str:

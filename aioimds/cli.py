@@ -1,7 +1,8 @@
 """The ``aioimds`` command (and ``python -m aioimds``): get, ls, dump, serve.
 
 Exit status: 0 success; 1 the service failed us (unreachable, token refused, incomplete dump);
-2 usage or configuration error; 3 ``get``/``ls`` of a path that does not exist (404).
+2 usage or configuration error (a bad PATH too); 3 ``get``/``ls`` of a path that does not exist
+(404).
 Data goes to stdout, diagnostics to stderr; an expected failure never prints a traceback.
 """
 
@@ -21,6 +22,7 @@ from .client import IMDSClient
 from .config import IMDSConfig
 from .crawl import DEFAULT_CONCURRENCY, CrawlResult
 from .errors import IMDSConfigError, IMDSError, IMDSNotFoundError
+from .paths import PathError
 from .snapshot import SnapshotFormatError
 from .views import flat_lines, nested, redact
 
@@ -141,7 +143,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except IMDSNotFoundError as exc:
         print(f"aioimds: {exc}", file=sys.stderr)
         return EXIT_NOT_FOUND
-    except (IMDSConfigError, SnapshotFormatError) as exc:
+    except (IMDSConfigError, SnapshotFormatError, PathError) as exc:
         print(f"aioimds: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except IMDSError as exc:

@@ -6,6 +6,7 @@ https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/instancedata-data-retrieval.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import random
@@ -289,9 +290,8 @@ class IMDSClient(MetadataMixin):
         tries = attempts if attempts is not None else max(self.config.attempts, CRAWL_ATTEMPTS)
         limit = AdaptiveLimit(concurrency)
 
-        async def fetch(path: str) -> Record:
-            return await self._fetch(path, attempts=tries, limit=limit)
-
+        # A partial, not a closure: one coroutine frame less on every request of the crawl.
+        fetch = functools.partial(self._fetch, attempts=tries, limit=limit)
         result = await crawl(fetch, concurrency=concurrency)
         if partial:
             return result

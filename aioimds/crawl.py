@@ -1,6 +1,6 @@
 """The concurrent tree walk of ``/latest/``, producing a Snapshot.
 
-A fixed pool of worker coroutines takes paths from a priority queue, fetches each with the
+A fixed pool of worker coroutines takes paths from two FIFO queues, fetches each with the
 coroutine it is handed (the crawl imports neither the client nor the token session) and queues
 the children of every listing. Listings go before leaves, since only listings open more work:
 that keeps the critical path (tree depth x latency) the bound. Entries ending in ``/`` are
@@ -12,7 +12,7 @@ never dropped, and the walk goes on.
 from __future__ import annotations
 
 import asyncio
-import itertools
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -23,7 +23,11 @@ from .snapshot import Record, Snapshot
 __all__ = ["DEFAULT_CONCURRENCY", "MAX_DEPTH", "MAX_PATHS", "CrawlResult", "crawl"]
 
 DEFAULT_CONCURRENCY = 16
-"""Requests in flight during a dump; see the README's Performance section for the measurement."""
+"""Requests in flight during a dump, chosen by measurement (``python -m bench --only f``, the
+README's Performance section): on a real-world tree (65 paths) 16 is the fastest at 1 ms per
+answer and ties 32 at 5 ms, while 4 and 8 are 1.2-2x slower; on a generated 2,400-path tree it
+ties 32 and 64 up to 1 ms. More only pays for trees far larger than any instance's at 5 ms
+(``--concurrency``), and costs connections against a service that caps them."""
 MAX_DEPTH = 24
 """Deepest listing followed below ``/latest/`` (real trees are 8 deep): stops a hostile loop."""
 MAX_PATHS = 1_000_000
@@ -67,36 +71,65 @@ async def crawl(fetch: Fetch, *, concurrency: int = DEFAULT_CONCURRENCY,
         raise ValueError(f"concurrency must be >= 1, not {concurrency}")
     records: dict[str, Record] = {}
     failures: dict[str, IMDSError] = {}
-    queue: asyncio.PriorityQueue[tuple[int, int, str, int]] = asyncio.PriorityQueue()
+    # Two FIFO queues of (path, depth), listings before leaves; plain deques because the
+    # workers are the only consumers and an idle worker parks on a future of its own.
+    listings: deque[tuple[str, int]] = deque([(root, 0)])
+    leaves: deque[tuple[str, int]] = deque()
+    parked: list[asyncio.Future[None]] = []
     seen = {root}
-    order = itertools.count()
-    queue.put_nowait((0, next(order), root, 0))
+    busy = 0  # paths taken and not finished: the walk is over when none is and none is queued
+
+    def wake(count: int) -> None:
+        while parked and count > 0:
+            fut = parked.pop()
+            if not fut.done():
+                fut.set_result(None)
+                count -= 1
 
     def visit_listing(path: str, record: Record, depth: int) -> None:
         entries = parse_listing(record.body, path)
         bad: list[str] = []
-        for entry in entries:
-            try:
-                child = child_path(path, entry)
-            except IMDSResponseError:
-                bad.append(entry)
-                continue
-            if child in seen:
-                continue
-            if depth >= MAX_DEPTH or len(seen) >= MAX_PATHS:
-                raise IMDSResponseError(
-                    f"tree deeper than {MAX_DEPTH} levels or larger than {MAX_PATHS} paths; "
-                    "the endpoint does not look like IMDS", path=path)
-            seen.add(child)
-            queue.put_nowait((0 if is_listing(child) else 1, next(order), child, depth + 1))
+        added = 0
+        try:
+            for entry in entries:
+                try:
+                    child = child_path(path, entry)
+                except IMDSResponseError:
+                    bad.append(entry)
+                    continue
+                if child in seen:
+                    continue
+                if depth >= MAX_DEPTH or len(seen) >= MAX_PATHS:
+                    raise IMDSResponseError(
+                        f"tree deeper than {MAX_DEPTH} levels or larger than {MAX_PATHS} "
+                        "paths; the endpoint does not look like IMDS", path=path)
+                seen.add(child)
+                (listings if is_listing(child) else leaves).append((child, depth + 1))
+                added += 1
+        finally:
+            wake(added)
         if bad:
             raise IMDSResponseError(
                 f"listing has entries that do not name a child: {bad!r}; not followed",
                 path=path, status=200)
 
     async def worker() -> None:
+        nonlocal busy
+        loop = asyncio.get_running_loop()
         while True:
-            _, _, path, depth = await queue.get()
+            if listings:
+                path, depth = listings.popleft()
+            elif leaves:
+                path, depth = leaves.popleft()
+            elif busy:
+                fut = loop.create_future()
+                parked.append(fut)
+                await fut
+                continue
+            else:
+                wake(len(parked))  # the walk is over: let every parked worker see it
+                return
+            busy += 1
             try:
                 record = await fetch(path)
                 records[path] = record
@@ -106,17 +139,15 @@ async def crawl(fetch: Fetch, *, concurrency: int = DEFAULT_CONCURRENCY,
                 records.pop(path, None)
                 failures[path] = exc
             finally:
-                queue.task_done()
+                busy -= 1
+                if not busy and not listings and not leaves:
+                    wake(len(parked))
 
     workers = [asyncio.ensure_future(worker()) for _ in range(concurrency)]
-    joined = asyncio.ensure_future(queue.join())
     try:
-        done, _ = await asyncio.wait([joined, *workers], return_when=asyncio.FIRST_COMPLETED)
-        for task in done:
-            if task is not joined:
-                task.result()  # a worker only ends by raising: re-raise that bug here
+        await asyncio.gather(*workers)
     finally:
-        for task in (joined, *workers):
+        for task in workers:
             task.cancel()
-        await asyncio.gather(joined, *workers, return_exceptions=True)
+        await asyncio.gather(*workers, return_exceptions=True)
     return CrawlResult(Snapshot(records), failures)

@@ -87,7 +87,8 @@ def parse_listing(body: bytes, req_path: str) -> list[str]:
     an empty listing) give no entry. Duplicates are kept.
 
     Raises: :class:`IMDSResponseError` naming ``req_path`` when the body is not UTF-8 or is an
-    HTML page (a captive portal answering 200 in place of IMDS).
+    HTML or XML page (its first non-blank character is ``<``: a captive portal or proxy
+    answering 200 in place of IMDS).
     """
     try:
         text = body.decode("utf-8")
@@ -95,8 +96,9 @@ def parse_listing(body: bytes, req_path: str) -> list[str]:
         raise IMDSResponseError(
             "listing is not valid UTF-8; the endpoint may not be an IMDS", path=req_path
         ) from exc
-    head = text.lstrip()[:64].lower()
-    if head.startswith(("<!doctype", "<html", "<?xml")):
+    # No IMDS entry starts with "<" (tag keys allow only letters, digits, spaces and
+    # _ . : / = + - @), while every HTML or XML page does, whatever comes first in it.
+    if text.lstrip().startswith("<"):
         raise IMDSResponseError(
             "listing is an HTML/XML page, not an IMDS listing; check the endpoint "
             "(a proxy or captive portal may be answering)",

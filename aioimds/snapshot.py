@@ -53,6 +53,10 @@ class Record:
     status: int = 200
     content_type: str = TEXT_PLAIN
 
+    def __repr__(self) -> str:
+        # The body may be a credentials document: a repr never shows it.
+        return f"Record(status={self.status}, {len(self.body)} bytes, {self.content_type})"
+
     def text(self) -> str | None:
         """The body as text when it is valid UTF-8, else ``None``."""
         try:

@@ -11,6 +11,7 @@ import asyncio
 from dataclasses import dataclass
 
 import aiohttp
+from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from .errors import IMDSConnectionError, IMDSError, IMDSResponseError, IMDSTimeoutError
@@ -20,11 +21,15 @@ __all__ = ["Answer", "Transport"]
 TOKEN_HEADER = "X-aws-ec2-metadata-token"
 TTL_HEADER = "X-aws-ec2-metadata-token-ttl-seconds"
 USER_AGENT = "aioimds"
+URL_CACHE_SIZE = 256
+"""URL objects kept per path: aiohttp computes a dozen cached properties of each URL it sends
+(host, port, origin, ...), about 10 us a fresh one, so a leaf asked for again reuses its URL."""
 
 
 @dataclass(frozen=True, slots=True)
 class Answer:
-    """One HTTP answer: status, body bytes as served, mime type, and the headers used."""
+    """One HTTP answer: status, body bytes as served, mime type, and the headers used:
+    ``ttl`` (the granted TTL) is read from PUT answers only, ``retry_after`` from 429s only."""
 
     status: int
     body: bytes
@@ -55,6 +60,7 @@ class Transport:
             headers={"User-Agent": USER_AGENT},
             skip_auto_headers=("Accept-Encoding",),
         )
+        self._urls: dict[str, URL] = {}
 
     @property
     def closed(self) -> bool:
@@ -74,20 +80,29 @@ class Transport:
         :class:`~aioimds.IMDSConnectionError` (refused, reset, closed early),
         :class:`~aioimds.IMDSResponseError` (a redirect, a body over the cap).
         """
-        url = URL(self.base_url + path, encoded=True)
-        tmo = self._timeout if timeout is None else aiohttp.ClientTimeout(total=timeout)
+        url = self._urls.get(path)
+        if url is None:
+            if len(self._urls) >= URL_CACHE_SIZE:
+                self._urls.clear()  # a crawl asks for each path once: no LRU bookkeeping
+            url = self._urls[path] = URL(self.base_url + path, encoded=True)
+        tmo = self._timeout
+        if timeout is not None and timeout != tmo.total:
+            tmo = aiohttp.ClientTimeout(total=timeout)
         try:
             async with self._session.request(
                 method, url, headers=headers, allow_redirects=False, timeout=tmo
             ) as resp:
-                if 300 <= resp.status < 400:
+                status = resp.status
+                if 300 <= status < 400:
                     raise IMDSResponseError(
-                        f"the service answered a redirect ({resp.status}); redirects are never "
-                        "followed: check the endpoint", path=path, status=resp.status)
+                        f"the service answered a redirect ({status}); redirects are never "
+                        "followed: check the endpoint", path=path, status=status)
                 body = await self._read(resp, path)
+                got = resp.headers
                 return Answer(
-                    resp.status, body, resp.content_type,
-                    resp.headers.get(TTL_HEADER), resp.headers.get("Retry-After"),
+                    status, body, resp.content_type,
+                    got.get(TTL_HEADER) if method == "PUT" else None,
+                    got.get("Retry-After") if status == 429 else None,
                 )
         except IMDSError:
             raise
@@ -102,7 +117,7 @@ class Transport:
                 f"cannot reach IMDS at {self.base_url} ({type(exc).__name__}); on EC2 check "
                 "that the instance metadata service is enabled, elsewhere set "
                 "AWS_EC2_METADATA_DISABLED=true or point --endpoint at an emulator",
-                path=path) from exc
+                path=path) from _without_token(exc)
 
     async def _read(self, resp: aiohttp.ClientResponse, path: str) -> bytes:
         length = resp.content_length
@@ -120,3 +135,15 @@ class Transport:
                     f"body is over the cap of {self._max_body} bytes", path=path,
                     status=resp.status)
         return bytes(buf)
+
+
+def _without_token(exc: BaseException) -> BaseException:
+    """``exc`` with the token redacted from the request headers that aiohttp's
+    ``ClientResponseError`` (a malformed answer) keeps in ``request_info`` and shows in its repr,
+    so an error chained from it cannot lead to the token."""
+    if isinstance(exc, aiohttp.ClientResponseError) and TOKEN_HEADER in exc.request_info.headers:
+        headers = CIMultiDict(exc.request_info.headers)
+        headers[TOKEN_HEADER] = "<redacted>"
+        exc.request_info = exc.request_info._replace(headers=CIMultiDictProxy(headers))
+        exc.args = (exc.request_info, exc.history)
+    return exc

@@ -120,8 +120,9 @@ def test_incomplete_dump_exits_1_with_one_line_per_failed_path(tmp_path: Path) -
 
 @pytest.mark.parametrize(
     "args",
-    [["dump", "--format", "xml"], ["nope"], ["--timeout", "x", "get", "a"], []],
-    ids=["bad-format", "bad-command", "bad-timeout", "no-command"],
+    [["dump", "--format", "xml"], ["nope"], ["--timeout", "x", "get", "a"], [],
+     ["--emulator", "get", "meta-data/../../etc/passwd"]],
+    ids=["bad-format", "bad-command", "bad-timeout", "no-command", "bad-path"],
 )
 def test_usage_errors_exit_2(args: list[str]) -> None:
     assert cli(*args).returncode == 2

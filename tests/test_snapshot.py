@@ -144,3 +144,9 @@ def test_redact_replaces_only_secret_values_and_keeps_format() -> None:
     assert body.startswith('{\n  "Code" : "Success",')
     others = {k: v for k, v in red.items() if "security-credentials/role" not in k}
     assert others == {k: v for k, v in small().items() if "security-credentials/role" not in k}
+
+
+def test_record_repr_never_shows_the_body() -> None:
+    rec = small()["/latest/meta-data/iam/security-credentials/role"]
+    assert "very/secret+key" not in repr(rec) and "very/secret+key" not in str(rec)
+    assert repr(rec) == f"Record(status=200, {len(CREDS.encode())} bytes, text/plain)"

@@ -11,6 +11,7 @@ import asyncio
 import math
 import signal
 from collections.abc import Callable
+from pathlib import Path
 
 from ..snapshot import Snapshot
 from .faults import Faults
@@ -193,8 +194,8 @@ async def run_serve(args: argparse.Namespace, out: Callable[[str], None]) -> int
         async with emulator:
             schedule_from_args(emulator, args)
             if args.sign_identity is not None and emulator.identity_certificate is not None:
-                with open(args.sign_identity, "w", encoding="ascii") as fh:
-                    fh.write(emulator.identity_certificate)
+                await asyncio.to_thread(Path(args.sign_identity).write_text,
+                                        emulator.identity_certificate, "ascii")
             out(emulator.url)
             await stop.wait()
     finally:

@@ -1,0 +1,146 @@
+"""Small purpose-built servers on 127.0.0.1 that misbehave the way a hostile or broken endpoint
+does, for tests that try to break the client. Nothing here ever listens beyond loopback.
+
+- :func:`http_server` runs an ``aiohttp.web`` handler and records every request it got.
+- :func:`raw_server` runs a raw ``asyncio`` connection handler, for answers that are not
+  valid HTTP or are cut off on purpose; its connection tasks are ended on exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from aiohttp import web
+
+TTL_H = "X-aws-ec2-metadata-token-ttl-seconds"
+TOKEN_H = "X-aws-ec2-metadata-token"
+TOKEN_PATH = "/latest/api/token"
+TOKEN = "hostile-token-7d3f0c2e9b1a"
+"""The token the hostile servers hand out, so tests can look for it."""
+
+Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
+RawHandler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+class Seen(NamedTuple):
+    """One request a hostile server received."""
+
+    method: str
+    path: str
+    token: str | None
+
+
+@dataclass
+class Served:
+    """A running hostile server: its URL and the requests it received."""
+
+    url: str
+    seen: list[Seen] = field(default_factory=list)
+
+    def gets(self) -> list[str]:
+        """The paths of every GET, in order."""
+        return [s.path for s in self.seen if s.method == "GET"]
+
+
+def token_answer() -> web.Response:
+    """A well-formed token PUT answer handing out :data:`TOKEN` for 21600 s."""
+    return web.Response(text=TOKEN, headers={TTL_H: "21600"})
+
+
+@contextlib.asynccontextmanager
+async def http_server(handler: Handler) -> AsyncIterator[Served]:
+    """Serve ``handler`` on ``http://127.0.0.1:<free port>``; record every request."""
+    served = Served("")
+
+    async def recording(request: web.BaseRequest) -> web.StreamResponse:
+        served.seen.append(Seen(request.method, request.raw_path, request.headers.get(TOKEN_H)))
+        return await handler(request)
+
+    runner = web.ServerRunner(web.Server(recording, access_log=None, handler_cancellation=True),
+                              shutdown_timeout=0.5)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    served.url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    try:
+        yield served
+    finally:
+        await runner.cleanup()
+
+
+@contextlib.asynccontextmanager
+async def raw_server(handler: RawHandler) -> AsyncIterator[str]:
+    """Run ``handler(reader, writer)`` for each connection on 127.0.0.1; yield the URL.
+
+    On exit the listener is closed and every connection still being handled is cancelled and
+    awaited, so no task outlives the test.
+    """
+    tasks: set[asyncio.Task[None]] = set()
+
+    async def connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        tasks.add(task)
+        try:
+            await handler(reader, writer)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass  # the client went away: that is what these servers provoke
+        except asyncio.CancelledError:
+            pass  # ended by raw_server's exit; ending quietly keeps asyncio from logging it
+        finally:
+            writer.close()
+            tasks.discard(task)
+
+    server = await asyncio.start_server(connection, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.close()
+        for task in list(tasks):
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await server.wait_closed()
+
+
+async def read_request(reader: asyncio.StreamReader) -> tuple[str, str, dict[str, str]]:
+    """Read one request head (a raw server's requests carry no body): method, path, headers."""
+    head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
+    first, *lines = head.split("\r\n")
+    method, path, _ = first.split(" ", 2)
+    headers = {}
+    for line in lines:
+        if ":" in line:
+            name, value = line.split(":", 1)
+            headers[name.strip().lower()] = value.strip()
+    return method, path, headers
+
+
+def raw_token_answer() -> bytes:
+    """:func:`token_answer` as raw bytes, for raw servers."""
+    body = TOKEN.encode()
+    return (f"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {len(body)}\r\n"
+            f"{TTL_H}: 21600\r\n\r\n").encode() + body
+
+
+async def run_cli(*args: str, timeout: float = 30) -> tuple[int, bytes, bytes]:
+    """``python -m aioimds ARGS`` as a child process, awaited without blocking the loop (so a
+    server in this loop keeps answering it): exit status, stdout, stderr."""
+    env = {**os.environ, "AWS_CONFIG_FILE": os.devnull}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "aioimds", *args, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    except BaseException:
+        proc.kill()
+        await proc.wait()
+        raise
+    assert proc.returncode is not None
+    return proc.returncode, out, err
