@@ -231,9 +231,11 @@ class IMDSClient(MetadataMixin):
         body = await self.get_bytes(path)
         try:
             return body.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise IMDSResponseError("body is not UTF-8 text; use get_bytes()",
-                                    path=request_path(path), status=200) from exc
+        except UnicodeDecodeError:
+            pass
+        # Raised outside the except clause: the UnicodeDecodeError holds the whole body.
+        raise IMDSResponseError("body is not UTF-8 text; use get_bytes()",
+                                path=request_path(path), status=200)
 
     async def get_json(self, path: str) -> Any:
         """The leaf at ``path`` parsed as JSON (identity document, ``iam/info``, ...).

@@ -112,6 +112,10 @@ class Transport:
         except aiohttp.ClientPayloadError as exc:
             raise IMDSConnectionError(
                 f"the answer was cut off ({type(exc).__name__})", path=path) from exc
+        except aiohttp.ClientResponseError as exc:
+            raise IMDSConnectionError(
+                f"the answer was not valid HTTP ({type(exc).__name__}); check that the endpoint "
+                f"{self.base_url} is an IMDS", path=path) from _without_token(exc)
         except (aiohttp.ClientError, OSError) as exc:
             raise IMDSConnectionError(
                 f"cannot reach IMDS at {self.base_url} ({type(exc).__name__}); on EC2 check "
