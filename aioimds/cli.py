@@ -49,16 +49,21 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--attempts", type=int, metavar="N",
                    help="attempts per request (AWS_METADATA_SERVICE_NUM_ATTEMPTS, default 3)")
     p.add_argument("--emulator", action="store_true",
-                   help="run against the embedded emulator with the bundled default tree")
+                   help="run against the embedded emulator with the bundled default tree "
+                        "(ignores AWS_EC2_METADATA_DISABLED)")
     p.add_argument("-v", "--verbose", action="count", default=0,
                    help="log to stderr (-v info, -vv debug); secrets are never logged")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     get = sub.add_parser("get", help="print one leaf's body, bytes as served")
-    get.add_argument("path", metavar="PATH")
+    get.add_argument("path", metavar="PATH",
+                     help="leaf path relative to latest/, e.g. meta-data/placement/region")
     ls = sub.add_parser("ls", help="print one listing, one entry a line, as served")
-    ls.add_argument("path", metavar="PATH", nargs="?", default="")
+    ls.add_argument("path", metavar="PATH", nargs="?", default="",
+                    help="listing path relative to latest/ (default: latest/ itself)")
     dump = sub.add_parser("dump", help="crawl all of latest/ and print it")
-    dump.add_argument("--format", choices=["json", "snapshot", "flat"], default="json")
+    dump.add_argument("--format", choices=["json", "snapshot", "flat"], default="json",
+                      help="json: nested view (default); snapshot: imds-snapshot/1; "
+                           "flat: path: value lines")
     dump.add_argument("--output", metavar="FILE", help="write to FILE instead of stdout")
     dump.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY, metavar="N",
                       help=f"requests in flight (default {DEFAULT_CONCURRENCY})")
@@ -105,7 +110,9 @@ async def _run(args: argparse.Namespace, stdout: BinaryIO) -> int:
     async with _endpoint(args) as endpoint:
         config = IMDSConfig.from_environment(
             endpoint=endpoint, endpoint_mode=args.endpoint_mode, timeout=args.timeout,
-            attempts=args.attempts)
+            attempts=args.attempts,
+            # the embedded emulator is local: AWS_EC2_METADATA_DISABLED is about the real IMDS
+            disabled=False if args.emulator else None)
         async with IMDSClient(config) as imds:
             if args.command == "get":
                 _write(await imds.get_bytes(args.path), None, stdout)
@@ -128,7 +135,11 @@ async def _run(args: argparse.Namespace, stdout: BinaryIO) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.emulator and (args.endpoint or args.command == "serve"):
+        parser.error("--emulator runs get/ls/dump against the embedded emulator: it goes "
+                     "with neither --endpoint nor serve")
     if args.verbose:
         logging.basicConfig(level=logging.DEBUG if args.verbose > 1 else logging.INFO,
                             format="aioimds: %(levelname)s %(message)s")

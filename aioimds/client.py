@@ -130,8 +130,12 @@ class IMDSClient(MetadataMixin):
         while True:
             attempt += 1
             timeout = cfg.timeout
-            timeout = min(timeout, max(0.001, deadline - (time.monotonic() - start)))
-            ticket = await limit.acquire() if limit is not None else 0
+            if attempt > 1 or deadline < timeout:  # else the first attempt gets the whole timeout
+                timeout = min(timeout, max(0.001, deadline - (time.monotonic() - start)))
+            ticket = 0
+            if limit is not None:
+                got = limit.try_acquire()
+                ticket = got if got is not None else await limit.acquire()
             throttled = False
             status: int | None = None
             try:
@@ -197,11 +201,7 @@ class IMDSClient(MetadataMixin):
             if ans.status != 401:
                 break
             if token is None:
-                tokens.invalidate(None)
-                raise IMDSTokenTimeoutError(
-                    "the service requires a token (401 without one) but the token PUT failed; "
-                    + HOP_LIMIT_ADVICE,
-                    path=path, status=401)
+                raise _token_required(tokens, path)
             if refreshed:
                 break
             _log.debug("GET %s: 401, refreshing the token", path)
@@ -299,6 +299,18 @@ class IMDSClient(MetadataMixin):
             return result
         result.raise_for_failures()
         return result.snapshot
+
+
+def _token_required(tokens: TokenSession, path: str) -> IMDSTokenError:
+    """The error for a token-less GET answered 401: the service wants tokens after all."""
+    why = tokens.fallback_reason
+    tokens.invalidate(None)  # the next request tries the token PUT again
+    message = "the service requires a token (401 without one) but "
+    if why is None or isinstance(why, TimeoutError):
+        return IMDSTokenTimeoutError(message + HOP_LIMIT_ADVICE, path=path, status=401)
+    return IMDSTokenError(
+        message + f"the token PUT answered {why.status}; check that the endpoint is an IMDS "
+        "(a proxy or a path in the endpoint URL can refuse the PUT)", path=path, status=401)
 
 
 def _parse_token(ans: Answer, asked: int) -> tuple[str, int]:

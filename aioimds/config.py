@@ -103,11 +103,7 @@ class IMDSConfig:
                 f"endpoint mode must be IPv4 or IPv6, not {self.endpoint_mode!r}"
             )
         if self.endpoint is not None:
-            if not self.endpoint.startswith(("http://", "https://")):
-                raise IMDSConfigError(
-                    f"endpoint must be an http:// or https:// URL, not {self.endpoint!r}"
-                )
-            object.__setattr__(self, "endpoint", self.endpoint.rstrip("/"))
+            object.__setattr__(self, "endpoint", _check_endpoint(self.endpoint, "endpoint"))
         if not (isinstance(self.timeout, (int, float)) and math.isfinite(self.timeout)
                 and self.timeout > 0):
             raise IMDSConfigError(f"timeout must be a positive number of seconds, not "
@@ -161,6 +157,8 @@ class IMDSConfig:
         file_values = _read_config_file(env)
         values: dict[str, Any] = {}
         for name, (var, key) in _SOURCES.items():
+            if overrides.get(name) is not None:
+                continue  # the argument wins: a bad environment value for it does not matter
             if var in env and env[var].strip() != "":
                 values[name] = _parse(name, env[var], var)
             elif key is not None and key in file_values:
@@ -219,6 +217,25 @@ def _parse(name: str, raw: str, source: str) -> Any:
         if not text.isdigit() or int(text) < 1:
             raise IMDSConfigError(f"{source} must be an integer >= 1, not {raw!r}")
         return int(text)
-    if not text.startswith(("http://", "https://")):
-        raise IMDSConfigError(f"{source} must be an http:// URL, not {raw!r}")
-    return text
+    return _check_endpoint(text, source)
+
+
+def _check_endpoint(raw: str, source: str) -> str:
+    """``raw`` without a trailing ``/`` when it is ``http(s)://host[:port]``; else raise
+    :class:`IMDSConfigError` naming ``source``."""
+    from yarl import URL  # aiohttp's URL parser; imported here to keep config import-light
+
+    try:
+        url = URL(raw)
+        port = url.port
+    except (ValueError, TypeError) as exc:
+        raise IMDSConfigError(f"{source} is not a valid URL ({exc}): {raw!r}") from None
+    if url.scheme not in ("http", "https") or not url.host:
+        raise IMDSConfigError(f"{source} must be an http:// URL with a host, not {raw!r}")
+    if url.path not in ("", "/") or url.query_string or url.fragment or url.user:
+        raise IMDSConfigError(
+            f"{source} must be only scheme, host and port (http://host:port), not {raw!r}; "
+            "the client adds /latest/ itself")
+    if port is None or not 0 < port < 65536:
+        raise IMDSConfigError(f"{source} has an invalid port: {raw!r}")
+    return raw.rstrip("/")

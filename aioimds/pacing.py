@@ -65,6 +65,14 @@ class AdaptiveLimit:
         return (f"AdaptiveLimit(limit={self.limit:.1f}, maximum={self.maximum}, "
                 f"in_flight={self.in_flight}, rate={rate})")
 
+    def try_acquire(self) -> int | None:
+        """A ticket at once when a slot is free and requests are not paced, else ``None``
+        (then await :meth:`acquire`): the common case of a crawl costs no coroutine."""
+        if self.rate is None and self.in_flight < int(self.limit) and not self._waiters:
+            self.in_flight += 1
+            return self._epoch
+        return None
+
     async def acquire(self) -> int:
         """Wait for a slot and for the pace; returns a ticket for :meth:`release`."""
         if self.in_flight < int(self.limit) and not self._waiters:

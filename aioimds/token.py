@@ -81,6 +81,8 @@ class TokenSession:
         self._lock = asyncio.Lock()
         self._token: tuple[str, float] | None = None  # (value, refresh-at)
         self._v1_until = 0.0
+        self.fallback_reason: IMDSTokenError | None = None
+        """The token PUT's error that started the current IMDSv1 fallback."""
         self.puts = 0
         """How many token PUTs this session started."""
 
@@ -137,6 +139,7 @@ class TokenSession:
             _log.info("token PUT failed (%s); using IMDSv1 for %.0f s",
                       exc.message, V1_FALLBACK_SECONDS)
             self._v1_until = self._clock() + V1_FALLBACK_SECONDS
+            self.fallback_reason = exc
             return None
         self._token = (value, self._clock() + granted - refresh_margin(granted))
         return value

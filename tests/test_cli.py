@@ -194,3 +194,24 @@ def test_serve_signs_the_identity_document_and_the_signature_verifies(tmp_path: 
         sig = cli("--endpoint", url, "get", "dynamic/instance-identity/signature")
     assert doc.returncode == 0 and sig.returncode == 0
     verify_identity_document(doc.stdout, sig.stdout.decode(), cert.read_text())
+
+
+@pytest.mark.parametrize(
+    "args", [["--emulator", "--endpoint", "http://127.0.0.1:1", "ls"], ["--emulator", "serve"]],
+    ids=["with-endpoint", "with-serve"],
+)
+def test_emulator_goes_with_neither_endpoint_nor_serve(args: list[str]) -> None:
+    out = cli(*args)
+    assert out.returncode == 2 and b"--emulator" in out.stderr
+
+
+def test_emulator_ignores_imds_disabled() -> None:
+    out = cli("--emulator", "get", "meta-data/placement/region",
+              env={"AWS_EC2_METADATA_DISABLED": "true"})
+    assert (out.returncode, out.stdout) == (0, b"ap-northeast-1")
+
+
+def test_malformed_endpoint_exits_2_without_traceback() -> None:
+    out = cli("--endpoint", "http://127.0.0.1:99999", "get", "meta-data/ami-id")
+    assert out.returncode == 2 and b"endpoint" in out.stderr and b"99999" in out.stderr
+    assert b"Traceback" not in out.stderr

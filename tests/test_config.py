@@ -169,3 +169,31 @@ def test_overall_deadline_default_and_explicit() -> None:
     assert IMDSConfig().deadline_for(3) == 3 * (1.0 + 1.0)
     assert IMDSConfig(timeout=0.5).deadline_for(8) == 8 * 1.5
     assert IMDSConfig(deadline=2.5).deadline_for(8) == 2.5
+
+
+@pytest.mark.parametrize(
+    "endpoint",
+    ["http://127.0.0.1:99999", "http://127.0.0.1:abc", "http://[::1", "http://",
+     "http://127.0.0.1:1338/latest", "http://127.0.0.1:1338/?a=b", "ftp://127.0.0.1",
+     "http://user:pw@127.0.0.1:1338"],
+    ids=["port-range", "port-text", "bracket", "no-host", "path", "query", "scheme", "userinfo"],
+)
+def test_malformed_endpoints_are_config_errors(tmp_path: Path, endpoint: str) -> None:
+    with pytest.raises(IMDSConfigError, match="endpoint"):
+        IMDSConfig(endpoint=endpoint)
+    with pytest.raises(IMDSConfigError, match="AWS_EC2_METADATA_SERVICE_ENDPOINT"):
+        IMDSConfig.from_environment(env_with(tmp_path, AWS_EC2_METADATA_SERVICE_ENDPOINT=endpoint))
+
+
+@pytest.mark.parametrize(
+    "endpoint", ["http://127.0.0.1:1338", "http://[::1]:1338/", "https://imds.test"],
+)
+def test_well_formed_endpoints_are_kept(endpoint: str) -> None:
+    assert IMDSConfig(endpoint=endpoint).base_url == endpoint.rstrip("/")
+
+
+def test_argument_wins_even_over_a_bad_environment_value(tmp_path: Path) -> None:
+    env = env_with(tmp_path, AWS_METADATA_SERVICE_TIMEOUT="abc",
+                   AWS_EC2_METADATA_SERVICE_ENDPOINT="notaurl")
+    c = IMDSConfig.from_environment(env, timeout=2.0, endpoint="http://127.0.0.1:5")
+    assert (c.timeout, c.base_url) == (2.0, "http://127.0.0.1:5")

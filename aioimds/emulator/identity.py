@@ -19,6 +19,7 @@ from collections.abc import MutableMapping
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING
 
+from ..errors import IMDSConfigError
 from ..snapshot import Record
 
 if TYPE_CHECKING:
@@ -38,8 +39,8 @@ COMMON_NAME = "aioimds emulator identity (not AWS)"
 class IdentitySigner:
     """Signs identity documents with this process's emulator key; see the module docstring.
 
-    Raises (on creation): RuntimeError naming ``pip install 'aioimds[verify]'`` when
-    ``cryptography`` is missing.
+    Raises (on creation): :class:`~aioimds.IMDSConfigError` naming
+    ``pip install 'aioimds[verify]'`` when ``cryptography`` is missing.
     """
 
     def __init__(self) -> None:
@@ -66,8 +67,8 @@ def _key_and_certificate() -> tuple[RSAPrivateKey, str]:
         from cryptography.hazmat.primitives.asymmetric import rsa
         from cryptography.x509.oid import NameOID
     except ImportError as exc:
-        raise RuntimeError("signing the identity document needs the 'cryptography' package: "
-                           "pip install 'aioimds[verify]'") from exc
+        raise IMDSConfigError("signing the identity document needs the 'cryptography' "
+                              "package: pip install 'aioimds[verify]'") from exc
     key = rsa.generate_private_key(public_exponent=65537, key_size=KEY_BITS)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, COMMON_NAME)])
     now = datetime.now(timezone.utc)

@@ -194,3 +194,13 @@ async def test_c32_app_start_up_is_bounded_by_the_timeout() -> None:
             with pytest.raises(IMDSTokenTimeoutError):
                 await imds.get("meta-data/placement/region")
             assert time.monotonic() - start < 2 * 0.5
+
+
+async def test_put_refused_and_tokens_required_names_the_status_not_the_hop_limit() -> None:
+    async with Emulator(faults=Faults(token_put_status=403)) as emu:
+        async with IMDSClient(endpoint=emu.url) as imds:
+            with pytest.raises(IMDSTokenError) as info:
+                await imds.get("meta-data/instance-id")
+    assert not isinstance(info.value, IMDSTokenTimeoutError)
+    assert "answered 403" in str(info.value) and "hop limit" not in str(info.value)
+    assert info.value.status == 401
