@@ -68,6 +68,7 @@ class IMDSClient(MetadataMixin):
         self.config = base.with_overrides(**overrides)
         self._transport: Transport | None = None
         self._tokens: TokenSession | None = None
+        self._pace: AdaptiveLimit | None = None
         self._rand = random.Random()
 
     def __repr__(self) -> str:
@@ -91,6 +92,9 @@ class IMDSClient(MetadataMixin):
                                         max_body=cfg.max_body, connections=MAX_CONNECTIONS)
             self._tokens = TokenSession(self._put_token, ttl=cfg.token_ttl,
                                         v1_allowed=not cfg.v1_disabled)
+            # Every request outside a dump shares this pacing, so concurrent calls (typed
+            # views gather many leaves) slow down together when the service throttles.
+            self._pace = AdaptiveLimit(MAX_CONNECTIONS)
 
     async def close(self) -> None:
         """Close the session and forget the token; closing twice is harmless."""
@@ -193,7 +197,8 @@ class IMDSClient(MetadataMixin):
         for refreshed in (False, True):
             token = await tokens.get()
             headers = {TOKEN_HEADER: token} if token is not None else {}
-            ans = await self._exchange("GET", path, headers, attempts=tries, limit=limit)
+            ans = await self._exchange("GET", path, headers, attempts=tries,
+                                       limit=limit if limit is not None else self._pace)
             if ans.status == 200:
                 return Record(ans.body, 200, ans.content_type)
             if ans.status == 404:

@@ -11,7 +11,7 @@ Two controls, both additive-increase / multiplicative-decrease:
   answers seen in the last second, cut by :data:`RATE_DECREASE` on each later 429 (at most once
   per :data:`RATE_CUT_INTERVAL`), raised by :data:`RATE_INCREASE` per second of answers without
   one. So a throttled crawl runs close to the rate the service allows instead of bursting into
-  429s and sleeping.
+  429s and sleeping. After :data:`RATE_FORGET` seconds without a 429, pacing stops.
 """
 
 from __future__ import annotations
@@ -31,6 +31,8 @@ RATE_INCREASE = 0.05
 """Fraction of the paced rate added per second without a 429 (probing for more)."""
 RATE_CUT_INTERVAL = 0.5
 """Seconds between two cuts of the rate: one burst of 429s is one signal."""
+RATE_FORGET = 10.0
+"""Seconds without a 429 after which pacing stops (a long-lived client outlives a throttle)."""
 RATE_WINDOW = 1.0
 """Seconds of answers used to estimate the service's rate at the first 429."""
 
@@ -92,6 +94,9 @@ class AdaptiveLimit:
         ticket = self._epoch
         if self.rate is not None:
             now = self._clock()
+            if now - self._last_rate_change > RATE_FORGET:
+                self.rate = None  # no 429 for a long while: the throttle is gone
+                return ticket
             send = max(now, self._next_send)
             self._next_send = send + 1.0 / self.rate
             if send > now:

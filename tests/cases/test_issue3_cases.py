@@ -204,3 +204,15 @@ async def test_put_refused_and_tokens_required_names_the_status_not_the_hop_limi
     assert not isinstance(info.value, IMDSTokenTimeoutError)
     assert "answered 403" in str(info.value) and "hop limit" not in str(info.value)
     assert info.value.status == 401
+
+
+async def test_typed_views_fetching_many_leaves_at_once_ride_out_a_throttle() -> None:
+    """Concurrent requests outside a dump share one pacing: none exhausts its attempts."""
+    async with Emulator(faults=Faults(throttle_rps=20)) as emu:
+        async with IMDSClient(endpoint=emu.url) as imds:
+            placement = await imds.placement()
+            tags = await imds.tags()
+            emu.faults.throttle_rps = 50
+            interfaces = await imds.network_interfaces()
+    assert placement.region == "ap-northeast-1" and tags and len(interfaces) == 2
+    assert emu.counters.requests[("GET", 429)] > 0
