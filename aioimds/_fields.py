@@ -67,7 +67,7 @@ def parse_time(value: str, path: str, field: str) -> datetime:
 
 def json_object(text: str, path: str, what: str) -> dict[str, Any]:
     """``text`` parsed as a JSON object; ``what`` names the document in errors."""
-    doc = _json(text, path, what)
+    doc = parse_json(text, path, what)
     if not isinstance(doc, dict):
         raise _error(path, f"{what} is not a JSON object")
     return doc
@@ -75,17 +75,21 @@ def json_object(text: str, path: str, what: str) -> dict[str, Any]:
 
 def json_array(text: str, path: str, what: str) -> list[Any]:
     """``text`` parsed as a JSON array (``[]`` is an empty list); ``what`` names it in errors."""
-    doc = _json(text, path, what)
+    doc = parse_json(text, path, what)
     if not isinstance(doc, list):
         raise _error(path, f"{what} is not a JSON array")
     return doc
 
 
-def _json(text: str, path: str, what: str) -> Any:
+def parse_json(text: str, path: str, what: str = "body") -> Any:
+    """``text`` parsed as JSON; raises :class:`~aioimds.IMDSResponseError` naming ``path`` (never
+    the text) when it is not JSON or nests too deeply to parse."""
     try:
         return json.loads(text)
     except ValueError as exc:
         reason = exc.args[0]
+    except RecursionError:
+        reason = "nested too deeply"
     # Raised outside the except clause: the JSONDecodeError keeps the whole text (role
     # credentials too) in its ``doc``, so it is neither the cause nor the context.
     raise _error(path, f"{what} is not JSON ({reason})")
@@ -134,6 +138,6 @@ def int_leaf(text: str, path: str) -> int:
     Raises: :class:`~aioimds.IMDSResponseError` naming ``path`` when it is not one.
     """
     value = text.strip()
-    if not (value.isascii() and value.isdigit()):
+    if not (value.isascii() and value.isdigit() and len(value) <= 20):
         raise _error(path, "leaf is not a decimal integer")
     return int(value)

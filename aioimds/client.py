@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import json
 import logging
 import random
 import time
@@ -15,6 +14,7 @@ from types import TracebackType
 from typing import Any, Literal, overload
 
 from . import retry
+from ._fields import parse_json
 from .config import IMDSConfig
 from .crawl import DEFAULT_CONCURRENCY, CrawlResult, crawl
 from .errors import (
@@ -200,6 +200,11 @@ class IMDSClient(MetadataMixin):
             ans = await self._exchange("GET", path, headers, attempts=tries,
                                        limit=limit if limit is not None else self._pace)
             if ans.status == 200:
+                if ans.content_type == "text/html":
+                    raise IMDSResponseError(
+                        "answered 200 with an HTML page, which IMDS never sends; check the "
+                        "endpoint (a proxy or captive portal may be answering)",
+                        path=path, status=200)
                 return Record(ans.body, 200, ans.content_type)
             if ans.status == 404:
                 return Record(b"", 404)
@@ -247,15 +252,7 @@ class IMDSClient(MetadataMixin):
 
         Raises: as :meth:`get`, and :class:`~aioimds.IMDSResponseError` when it is not JSON.
         """
-        text = await self.get(path)
-        try:
-            return json.loads(text)
-        except ValueError as exc:
-            reason = exc.args[0]
-        # Raised outside the except clause: the JSONDecodeError keeps the whole text (role
-        # credentials too) in its ``doc``, so it is neither the cause nor the context.
-        raise IMDSResponseError(f"body is not JSON ({reason})", path=request_path(path),
-                                status=200)
+        return parse_json(await self.get(path), request_path(path))
 
     async def list(self, path: str = "") -> list[str]:
         """The entries of the listing at ``path``, as served (``"meta-data/"`` ->
@@ -323,12 +320,13 @@ def _parse_token(ans: Answer, asked: int) -> tuple[str, int]:
         token = ans.body.decode("ascii").strip()
     except UnicodeDecodeError:
         token = ""
-    if not token or len(token) > 4096 or any(c.isspace() for c in token):
+    if not token or len(token) > 4096 or not all("!" <= c <= "~" for c in token):
         raise IMDSTokenError("the token PUT answered 200 with something that is not a token",
                              path=TOKEN_PATH, status=200)
     granted = asked
-    if ans.ttl is not None and ans.ttl.strip().isdigit() and int(ans.ttl) > 0:
-        granted = int(ans.ttl)
+    ttl = (ans.ttl or "").strip()
+    if ttl.isascii() and ttl.isdigit() and len(ttl) <= 6 and int(ttl) > 0:
+        granted = int(ttl)
     return token, granted
 
 

@@ -214,7 +214,7 @@ def _parse(name: str, raw: str, source: str) -> Any:
             raise IMDSConfigError(f"{source} must be a positive number of seconds, not {raw!r}")
         return value
     if name == "attempts":
-        if not text.isdigit() or int(text) < 1:
+        if not (text.isascii() and text.isdigit() and len(text) <= 6) or int(text) < 1:
             raise IMDSConfigError(f"{source} must be an integer >= 1, not {raw!r}")
         return int(text)
     return _check_endpoint(text, source)
@@ -225,6 +225,8 @@ def _check_endpoint(raw: str, source: str) -> str:
     :class:`IMDSConfigError` naming ``source``."""
     from yarl import URL  # aiohttp's URL parser; imported here to keep config import-light
 
+    if "?" in raw or "#" in raw:
+        raise IMDSConfigError(f"{source} must be only scheme, host and port, not {raw!r}")
     try:
         url = URL(raw)
         port = url.port

@@ -45,6 +45,11 @@ def _check_segment(segment: str, where: str) -> None:
                         path=where)
     if any(ord(c) < 0x20 or ord(c) == 0x7F for c in segment):
         raise PathError(f"control character in path segment {segment!r}", path=where)
+    try:
+        segment.encode("utf-8")
+    except UnicodeEncodeError:
+        raise PathError(f"path segment {segment!r} is not valid Unicode text",
+                        path=where) from None
 
 
 def request_path(path: str) -> str:
@@ -84,7 +89,7 @@ def parse_listing(body: bytes, req_path: str) -> list[str]:
     """Split a listing body into its entries, as served.
 
     Entries are separated by LF; a CR before the LF is dropped; blank lines (a trailing newline,
-    an empty listing) give no entry. Duplicates are kept.
+    an empty listing) give no entry; a leading byte order mark is dropped. Duplicates are kept.
 
     Raises: :class:`IMDSResponseError` naming ``req_path`` when the body is not UTF-8 or is an
     HTML or XML page (its first non-blank character is ``<``: a captive portal or proxy
@@ -96,6 +101,7 @@ def parse_listing(body: bytes, req_path: str) -> list[str]:
         raise IMDSResponseError(
             "listing is not valid UTF-8; the endpoint may not be an IMDS", path=req_path
         ) from exc
+    text = text.removeprefix("\ufeff")  # a byte order mark is encoding, not part of an entry
     # No IMDS entry starts with "<" (tag keys allow only letters, digits, spaces and
     # _ . : / = + - @), while every HTML or XML page does, whatever comes first in it.
     if text.lstrip().startswith("<"):

@@ -63,7 +63,7 @@ def _leaf_value(path: str, rec: Record) -> Any:
     if text.lstrip()[:1] in ("{", "[") and not path.startswith(_TEXT_ONLY):
         try:
             return json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):
             return text
     return text
 
