@@ -6,6 +6,7 @@ https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/instancedata-data-retrieval.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import logging
 import random
@@ -120,22 +121,29 @@ class IMDSClient(MetadataMixin):
     async def _exchange(
         self, method: str, path: str, headers: dict[str, str], *, attempts: int,
         limit: AdaptiveLimit | None = None, retry_timeouts: bool = True,
-    ) -> Answer:
-        """Send with retries (see :mod:`aioimds.retry`); return the first final answer.
+        tokens: TokenSession | None = None, start: float | None = None,
+    ) -> tuple[Answer, str | None]:
+        """Send with retries (see :mod:`aioimds.retry`); return the first final answer and the
+        token it was sent with.
 
         Retried: no answer, 429 (after ``Retry-After`` when given) and 5xx, up to ``attempts``
-        within the deadline. Raises the last error when the retries run out.
+        within the deadline counted from ``start`` (default: now). With ``tokens``, each attempt
+        takes the current token, so a long wait for a retry never sends an expired one. Raises
+        the last error when the retries run out.
         """
         transport, _ = self._open()
         cfg = self.config
         deadline = cfg.deadline_for(attempts)
-        start = time.monotonic()
+        if start is None:
+            start = time.monotonic()
+        token: str | None = None
         attempt = 0
         while True:
             attempt += 1
-            timeout = cfg.timeout
-            if attempt > 1 or deadline < timeout:  # else the first attempt gets the whole timeout
-                timeout = min(timeout, max(0.001, deadline - (time.monotonic() - start)))
+            if tokens is not None:
+                token = await tokens.get()
+                headers = {TOKEN_HEADER: token} if token is not None else {}
+            timeout = min(cfg.timeout, max(0.001, deadline - (time.monotonic() - start)))
             ticket = 0
             if limit is not None:
                 got = limit.try_acquire()
@@ -154,7 +162,7 @@ class IMDSClient(MetadataMixin):
                 failure: IMDSError | Answer = exc
             else:
                 if retry.decide(ans.status) is not retry.Action.RETRY:
-                    return ans
+                    return ans, token
                 failure = ans
             finally:
                 if limit is not None:
@@ -163,7 +171,7 @@ class IMDSClient(MetadataMixin):
             elapsed = time.monotonic() - start
             if attempt >= attempts or elapsed + delay >= deadline:
                 if isinstance(failure, Answer):
-                    return failure
+                    return failure, token
                 raise failure
             _log.debug("%s %s: %s; retry %d in %.3f s", method, path, _describe(failure),
                        attempt, delay)
@@ -171,9 +179,11 @@ class IMDSClient(MetadataMixin):
 
     async def _put_token(self, ttl: int) -> tuple[str, int]:
         """``PUT /latest/api/token``; returns (token, granted TTL in seconds)."""
+        # Inside a dump the PUT is paced with the crawl's requests and gets its retry budget.
+        limit, attempts = _DUMP.get() or (self._pace, self.config.attempts)
         try:
-            ans = await self._exchange("PUT", TOKEN_PATH, {TTL_HEADER: str(ttl)},
-                                       attempts=self.config.attempts, retry_timeouts=False)
+            ans, _ = await self._exchange("PUT", TOKEN_PATH, {TTL_HEADER: str(ttl)},
+                                          attempts=attempts, limit=limit, retry_timeouts=False)
         except IMDSTimeoutError as exc:
             raise IMDSTokenTimeoutError(HOP_LIMIT_ADVICE, path=TOKEN_PATH) from exc
         if ans.status == 200:
@@ -194,11 +204,11 @@ class IMDSClient(MetadataMixin):
         """
         _, tokens = self._open()
         tries = attempts if attempts is not None else self.config.attempts
+        start = time.monotonic()  # one deadline for the whole request, re-PUT included
         for refreshed in (False, True):
-            token = await tokens.get()
-            headers = {TOKEN_HEADER: token} if token is not None else {}
-            ans = await self._exchange("GET", path, headers, attempts=tries,
-                                       limit=limit if limit is not None else self._pace)
+            ans, token = await self._exchange(
+                "GET", path, {}, attempts=tries, tokens=tokens, start=start,
+                limit=limit if limit is not None else self._pace)
             if ans.status == 200:
                 if ans.content_type == "text/html":
                     raise IMDSResponseError(
@@ -296,11 +306,20 @@ class IMDSClient(MetadataMixin):
 
         # A partial, not a closure: one coroutine frame less on every request of the crawl.
         fetch = functools.partial(self._fetch, attempts=tries, limit=limit)
-        result = await crawl(fetch, concurrency=concurrency)
+        reset = _DUMP.set((limit, tries))
+        try:
+            result = await crawl(fetch, concurrency=concurrency)
+        finally:
+            _DUMP.reset(reset)
         if partial:
             return result
         result.raise_for_failures()
         return result.snapshot
+
+
+_DUMP: contextvars.ContextVar[tuple[AdaptiveLimit, int] | None] = contextvars.ContextVar(
+    "aioimds_dump", default=None)
+"""The pacing and attempts of the dump running in this context (its crawl workers inherit it)."""
 
 
 def _token_required(tokens: TokenSession, path: str) -> IMDSTokenError:

@@ -216,3 +216,12 @@ async def test_typed_views_fetching_many_leaves_at_once_ride_out_a_throttle() ->
             interfaces = await imds.network_interfaces()
     assert placement.region == "ap-northeast-1" and tags and len(interfaces) == 2
     assert emu.counters.requests[("GET", 429)] > 0
+
+
+async def test_c06_with_c21_a_throttled_dump_survives_token_refreshes() -> None:
+    """A throttled service and a short token: the re-PUTs are paced with the crawl."""
+    async with Emulator(faults=Faults(throttle_rps=50, max_token_ttl=1)) as emu:
+        async with IMDSClient(endpoint=emu.url) as imds:
+            assert await imds.dump() == emu.snapshot.subtree()
+    assert emu.counters.token_puts >= 2
+    assert emu.counters.requests[("GET", 429)] > 0
