@@ -22,12 +22,13 @@ from .snapshot import Record, Snapshot
 
 __all__ = ["DEFAULT_CONCURRENCY", "MAX_DEPTH", "MAX_PATHS", "CrawlResult", "crawl"]
 
-DEFAULT_CONCURRENCY = 16
+DEFAULT_CONCURRENCY = 32
 """Requests in flight during a dump, chosen by measurement (``python -m bench --only f``, the
-README's Performance section): on a real-world tree (65 paths) 16 is the fastest at 1 ms per
-answer and ties 32 at 5 ms, while 4 and 8 are 1.2-2x slower; on a generated 2,400-path tree it
-ties 32 and 64 up to 1 ms. More only pays for trees far larger than any instance's at 5 ms
-(``--concurrency``), and costs connections against a service that caps them."""
+README's Performance section): on the real-world trees 16, 32 and 64 are within noise of each
+other at 1 and 5 ms per answer, while 4 and 8 are 1.2-2x slower; on a generated 2,400-path tree
+32 is the fastest at 0 and 1 ms; and on a slow service (a 312-path tree at 60 ms per answer, as
+in case C07) 32 dumps in 0.84 s where 16 takes 1.37 s. 64 gains more only on slow services and
+costs connections against a service that caps them (``--concurrency``)."""
 MAX_DEPTH = 24
 """Deepest listing followed below ``/latest/`` (real trees are 8 deep): stops a hostile loop."""
 MAX_PATHS = 1_000_000
@@ -107,7 +108,7 @@ async def crawl(fetch: Fetch, *, concurrency: int = DEFAULT_CONCURRENCY,
                 (listings if is_listing(child) else leaves).append((child, depth + 1))
                 added += 1
         finally:
-            wake(added)
+            wake(added - 1)  # the worker that ran this listing takes one of them itself
         if bad:
             raise IMDSResponseError(
                 f"listing has entries that do not name a child: {bad!r}; not followed",

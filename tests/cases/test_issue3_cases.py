@@ -89,7 +89,8 @@ async def test_c06_long_dump_with_short_token_and_slow_answers_completes() -> No
     assert len(tree) > 600
     async with Emulator(tree, latency=0.02, faults=Faults(max_token_ttl=1)) as emu:
         async with IMDSClient(endpoint=emu.url) as imds:
-            assert await imds.dump() == tree.subtree()
+            # 8 in flight: the dump lasts well past the 1 s token (665 paths x 20 ms / 8)
+            assert await imds.dump(concurrency=8) == tree.subtree()
     assert emu.counters.token_puts >= 2
 
 
