@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
+import aiohttp
 import pytest
 
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
@@ -31,3 +33,19 @@ async def emulator() -> AsyncIterator[object]:
 
     async with Emulator() as emu:
         yield emu
+
+
+@pytest.fixture
+async def emu() -> AsyncIterator[Any]:
+    """A running emulator, default tree, seeded randomness (the emulator's own tests)."""
+    from aioimds.emulator import Emulator
+
+    async with Emulator(seed=7) as emulator:
+        yield emulator
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    """A raw aiohttp session for driving the emulator by hand."""
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
+        yield session

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
-from typing import Any
 
-import aiohttp
 import pytest
 from emulator_http import (
     NOT_FOUND_XHTML,
@@ -25,19 +23,6 @@ from aioimds.emulator import Counters, Emulator, Faults, default_snapshot
 from aioimds.emulator.tokens import MAX_TOKENS, MAX_TTL, MIN_TTL, TokenStore, parse_ttl
 from aioimds.emulator.wire import SERVER, canonical_path
 from aioimds.snapshot import Record, Snapshot
-
-
-@pytest.fixture
-async def emu() -> Any:
-    async with Emulator(seed=7) as emulator:
-        yield emulator
-
-
-@pytest.fixture
-async def http() -> Any:
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
-        yield session
-
 
 
 def test_constants_have_the_documented_values() -> None:

@@ -10,7 +10,6 @@ import re
 import signal
 import socket
 import time
-from typing import Any
 
 import aiohttp
 import pytest
@@ -28,20 +27,6 @@ from emulator_http import (
 from aioimds.emulator import Emulator, Faults, PathFault, default_snapshot
 from aioimds.emulator.serve import add_serve_arguments, emulator_from_args, run_serve
 from aioimds.snapshot import Record, Snapshot, SnapshotFormatError
-
-
-@pytest.fixture
-async def emu() -> Any:
-    async with Emulator(seed=7) as emulator:
-        yield emulator
-
-
-@pytest.fixture
-async def http() -> Any:
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
-        yield session
-
-
 
 # -- faults ---------------------------------------------------------------------------------
 

@@ -8,10 +8,8 @@ import json
 import re
 from importlib import resources
 from pathlib import Path
-from typing import Any
 from urllib.parse import unquote
 
-import aiohttp
 import pytest
 from emulator_http import get, new_token
 
@@ -20,12 +18,6 @@ from aioimds.emulator.wire import canonical_path
 from aioimds.snapshot import Record, Snapshot
 
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
-
-
-@pytest.fixture
-async def http() -> Any:
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
-        yield session
 
 
 
