@@ -15,12 +15,13 @@ so every crawl requests the same paths; the runner checks the counts.
 from __future__ import annotations
 
 import asyncio
-import time
 import urllib.error
 import urllib.request
 from urllib.parse import quote
 
 import aiohttp
+
+from .common import timed_workers
 
 __all__ = ["bare_crawl", "child_path", "raw_gets", "sequential_crawl"]
 
@@ -120,9 +121,4 @@ async def raw_gets(session: aiohttp.ClientSession, base_url: str, path: str, cou
             async with session.get(url, headers=headers) as resp:
                 await resp.read()
 
-    await asyncio.gather(*(worker(1) for _ in range(concurrency)))
-    shares = [count // concurrency + (1 if i < count % concurrency else 0)
-              for i in range(concurrency)]
-    start = time.perf_counter()
-    await asyncio.gather(*(worker(n) for n in shares))
-    return time.perf_counter() - start
+    return await timed_workers(worker, count, concurrency)

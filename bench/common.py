@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import glob
 import os
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -85,3 +87,15 @@ async def our_dump(url: str, concurrency: int) -> Timed:
         start, cpu = time.perf_counter(), time.process_time()
         snap = await imds.dump(concurrency=concurrency)
         return Timed(time.perf_counter() - start, time.process_time() - cpu, snap)
+
+
+async def timed_workers(worker: Callable[[int], Awaitable[None]], count: int,
+                        concurrency: int) -> float:
+    """Seconds for ``count`` calls shared by ``concurrency`` workers (``worker(n)`` makes n
+    calls), after an untimed round of one call each (the token PUT, every connection opened)."""
+    await asyncio.gather(*(worker(1) for _ in range(concurrency)))
+    shares = [count // concurrency + (1 if i < count % concurrency else 0)
+              for i in range(concurrency)]
+    start = time.perf_counter()
+    await asyncio.gather(*(worker(n) for n in shares))
+    return time.perf_counter() - start

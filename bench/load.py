@@ -14,7 +14,7 @@ import aiohttp
 from aioimds import IMDSClient
 
 from .baselines import raw_gets
-from .common import Settings, large, loopback_client
+from .common import Settings, large, loopback_client, timed_workers
 from .report import Row, Stats, Target, ratio
 from .server import served
 
@@ -43,13 +43,7 @@ async def _our_gets(imds: IMDSClient, count: int, concurrency: int) -> float:
         for _ in range(n):
             await imds.get(LEAF)
 
-    # Untimed as in the raw loop: the token PUT, then one round opens every connection.
-    await asyncio.gather(*(worker(1) for _ in range(concurrency)))
-    shares = [count // concurrency + (1 if i < count % concurrency else 0)
-              for i in range(concurrency)]
-    start = time.perf_counter()
-    await asyncio.gather(*(worker(n) for n in shares))
-    return time.perf_counter() - start
+    return await timed_workers(worker, count, concurrency)
 
 
 async def _client_loop(url: str, count: int, concurrency: int) -> float:
