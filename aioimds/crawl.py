@@ -16,7 +16,13 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from .errors import IMDSCrawlError, IMDSError, IMDSResponseError
+from .errors import (
+    IMDSConnectionError,
+    IMDSCrawlError,
+    IMDSError,
+    IMDSResponseError,
+    IMDSTimeoutError,
+)
 from .paths import ROOT, child_path, is_listing, parse_listing
 from .snapshot import Record, Snapshot
 
@@ -29,6 +35,10 @@ other at 1 and 5 ms per answer, while 4 and 8 are 1.2-2x slower; on a generated 
 32 is the fastest at 0 and 1 ms; and on a slow service (a 312-path tree at 60 ms per answer, as
 in case C07) 32 dumps in 0.84 s where 16 takes 1.37 s. 64 gains more only on slow services and
 costs connections against a service that caps them (``--concurrency``)."""
+STALL_FAILURES = 10
+"""Requests in a row that end with no answer at all (after their retries) before a crawl stops
+asking: the paths still queued are failed as not requested, so a dead service fails a dump in
+about one request deadline instead of one per path."""
 MAX_DEPTH = 24
 """Deepest listing followed below ``/latest/`` (real trees are 8 deep): stops a hostile loop."""
 MAX_PATHS = 1_000_000
@@ -79,6 +89,15 @@ async def crawl(fetch: Fetch, *, concurrency: int = DEFAULT_CONCURRENCY,
     parked: list[asyncio.Future[None]] = []
     seen = {root}
     busy = 0  # paths taken and not finished: the walk is over when none is and none is queued
+    silent = 0  # requests in a row that ended with no answer
+
+    def abandon(reason: IMDSError) -> None:
+        for queue in (listings, leaves):
+            while queue:
+                path, _ = queue.popleft()
+                failures[path] = IMDSConnectionError(
+                    f"not requested: {STALL_FAILURES} requests in a row got no answer "
+                    f"(the last: {reason.message})", path=path)
 
     def wake(count: int) -> None:
         while parked and count > 0:
@@ -115,7 +134,7 @@ async def crawl(fetch: Fetch, *, concurrency: int = DEFAULT_CONCURRENCY,
                 path=path, status=200)
 
     async def worker() -> None:
-        nonlocal busy
+        nonlocal busy, silent
         loop = asyncio.get_running_loop()
         while True:
             if listings:
@@ -133,12 +152,17 @@ async def crawl(fetch: Fetch, *, concurrency: int = DEFAULT_CONCURRENCY,
             busy += 1
             try:
                 record = await fetch(path)
+                silent = 0
                 records[path] = record
                 if record.status == 200 and is_listing(path):
                     visit_listing(path, record, depth)
             except IMDSError as exc:
                 records.pop(path, None)
                 failures[path] = exc
+                if isinstance(exc, (IMDSConnectionError, IMDSTimeoutError)):
+                    silent += 1
+                    if silent >= STALL_FAILURES:
+                        abandon(exc)
             finally:
                 busy -= 1
                 if not busy and not listings and not leaves:

@@ -131,3 +131,23 @@ async def test_crawl_walks_with_any_fetch_coroutine() -> None:
 
     result = await crawl(fetch, concurrency=3)
     assert result.complete and result.snapshot == snap
+
+
+async def test_a_service_that_stops_answering_fails_the_rest_unrequested() -> None:
+    from aioimds.crawl import STALL_FAILURES
+
+    names = [f"leaf-{i:03d}" for i in range(100)]
+    tree = Snapshot({"/latest/": Record(b"meta-data"),
+                     "/latest/meta-data/": Record("\n".join(names).encode()),
+                     **{f"/latest/meta-data/{n}": Record(b"v") for n in names}})
+    held = [PathFault(f"/latest/meta-data/{n}", delay=30, count=100) for n in names]
+    async with Emulator(tree) as emu:
+        emu.faults.path_faults = held
+        async with IMDSClient(endpoint=emu.url, timeout=0.2) as imds:
+            result = await imds.dump(concurrency=4, attempts=2, partial=True)
+        asked = {t.path for t in emu.counters.trace if t.path.startswith("/latest/meta-data/l")}
+    assert sorted(result.failures) == [f"/latest/meta-data/{n}" for n in names]
+    assert STALL_FAILURES <= len(asked) < STALL_FAILURES + 4 + 1
+    unasked = [e for p, e in result.failures.items() if p not in asked]
+    assert len(unasked) == 100 - len(asked)
+    assert all("not requested" in e.message for e in unasked)
