@@ -35,14 +35,14 @@ from .pacing import AdaptiveLimit
 from .paths import parse_listing, request_path
 from .snapshot import Record, Snapshot
 from .token import HOP_LIMIT_ADVICE, TokenSession
-from .transport import TOKEN_HEADER, TTL_HEADER, Answer, Transport
+from .transport import Answer, Transport
+from .wire import TOKEN_HEADER, TOKEN_PATH, TTL_HEADER
 
 __all__ = ["CRAWL_ATTEMPTS", "MAX_CONNECTIONS", "IMDSClient"]
 
 _log = logging.getLogger("aioimds")
 _log.addHandler(logging.NullHandler())  # a library logs only where the application says
 
-TOKEN_PATH = "/latest/api/token"
 MAX_CONNECTIONS = 64
 """Most simultaneous connections one client opens; more requests wait for a free one."""
 CRAWL_ATTEMPTS = 8

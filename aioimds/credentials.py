@@ -44,6 +44,7 @@ from . import _fields as f
 from ._fetch import Source, optional_text
 from .errors import IMDSCredentialsError, IMDSError, IMDSNotFoundError
 from .paths import request_path
+from .wire import REDACTED
 
 __all__ = [
     "CREDENTIALS_REFRESH_MARGIN",
@@ -65,7 +66,6 @@ try: about ten tries fit in the refresh margin, few enough not to add to a throt
 
 ROLES = "meta-data/iam/security-credentials/"
 EXTENDED = "meta-data/iam/security-credentials-extended/"
-_REDACTED = "<redacted>"
 
 
 @dataclass(frozen=True, repr=False)
@@ -87,8 +87,8 @@ class RoleCredentials:
 
     def __repr__(self) -> str:
         return (f"RoleCredentials(role_name={self.role_name!r}, "
-                f"access_key_id={self.access_key_id!r}, secret_access_key={_REDACTED}, "
-                f"token={_REDACTED}, expiration={self.expiration.isoformat()!r})")
+                f"access_key_id={self.access_key_id!r}, secret_access_key={REDACTED}, "
+                f"token={REDACTED}, expiration={self.expiration.isoformat()!r})")
 
     __str__ = __repr__
 

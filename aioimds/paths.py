@@ -13,6 +13,7 @@ import functools
 from urllib.parse import quote
 
 from .errors import IMDSError, IMDSResponseError
+from .wire import PCHAR_SAFE
 
 __all__ = [
     "ROOT",
@@ -33,8 +34,6 @@ PATH_CACHE_SIZE = 1024
 """Caller paths whose encoding is kept: a service asks for the same few leaves again and again,
 and validating and encoding one costs about 12 us (the README's Performance section)."""
 
-_PCHAR_SAFE = "!$&'()*+,;=:@-._~"
-"""RFC 3986 ``pchar`` characters kept as they are; everything else is percent-encoded."""
 
 _PUBLIC_KEYS = "/latest/meta-data/public-keys/"
 """The listing whose ``N=name`` entries stand for the directories ``N/``."""
@@ -82,7 +81,7 @@ def request_path(path: str) -> str:
     segments = (rel[:-1] if is_dir else rel).split("/")
     for segment in segments:
         _check_segment(segment, path)
-    encoded = "/".join(quote(s, safe=_PCHAR_SAFE) for s in segments)
+    encoded = "/".join(quote(s, safe=PCHAR_SAFE) for s in segments)
     return ROOT + encoded + ("/" if is_dir else "")
 
 
@@ -144,4 +143,4 @@ def child_path(listing: str, entry: str) -> str:
             f"listing has an entry {entry!r} that does not name a child; refusing to follow it",
             path=listing,
         )
-    return listing + quote(name, safe=_PCHAR_SAFE) + ("/" if is_dir else "")
+    return listing + quote(name, safe=PCHAR_SAFE) + ("/" if is_dir else "")

@@ -22,6 +22,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from .errors import IMDSTokenError, IMDSTokenTimeoutError
+from .wire import REDACTED
 
 __all__ = [
     "HOP_LIMIT_ADVICE",
@@ -88,7 +89,7 @@ class TokenSession:
 
     def __repr__(self) -> str:
         state = "v1" if self._in_v1() else ("valid" if self._valid() else "none")
-        return f"TokenSession(token=<redacted>, state={state}, puts={self.puts})"
+        return f"TokenSession(token={REDACTED}, state={state}, puts={self.puts})"
 
     def _valid(self) -> str | None:
         tok = self._token

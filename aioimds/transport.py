@@ -16,11 +16,10 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from .errors import IMDSConnectionError, IMDSError, IMDSResponseError, IMDSTimeoutError
+from .wire import REDACTED, TOKEN_HEADER, TTL_HEADER
 
 __all__ = ["Answer", "Transport"]
 
-TOKEN_HEADER = "X-aws-ec2-metadata-token"
-TTL_HEADER = "X-aws-ec2-metadata-token-ttl-seconds"
 USER_AGENT = "aioimds"
 
 
@@ -118,7 +117,7 @@ class Transport:
                 f"cannot reach IMDS at {self.base_url} ({type(exc).__name__}); on EC2 check "
                 "that the instance metadata service is enabled; elsewhere point the endpoint "
                 "at an emulator (aioimds serve, or --emulator)",
-                path=path) from _without_token(exc)
+                path=path) from exc
 
     async def _read(self, resp: aiohttp.ClientResponse, path: str) -> bytes:
         length = resp.content_length
@@ -144,7 +143,7 @@ def _without_token(exc: BaseException) -> BaseException:
     so an error chained from it cannot lead to the token."""
     if isinstance(exc, aiohttp.ClientResponseError) and TOKEN_HEADER in exc.request_info.headers:
         headers = CIMultiDict(exc.request_info.headers)
-        headers[TOKEN_HEADER] = "<redacted>"
+        headers[TOKEN_HEADER] = REDACTED
         exc.request_info = exc.request_info._replace(headers=CIMultiDictProxy(headers))
         exc.args = (exc.request_info, exc.history)
     return exc

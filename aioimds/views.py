@@ -23,11 +23,10 @@ from urllib.parse import unquote
 from .errors import IMDSResponseError
 from .paths import ROOT, child_path, is_listing, parse_listing
 from .snapshot import Record, Snapshot
+from .wire import REDACTED
 
 __all__ = ["REDACTED", "SECRET_FIELDS", "flat_lines", "nested", "redact"]
 
-REDACTED = "<redacted>"
-"""What replaces a secret value in a dump made without ``include_secrets``."""
 SECRET_FIELDS = ("SecretAccessKey", "Token")
 """Fields of a credential document (one with ``AccessKeyId``) that are replaced."""
 

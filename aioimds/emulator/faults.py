@@ -16,9 +16,6 @@ from typing import NamedTuple
 
 __all__ = ["Counters", "Faults", "PathFault", "TraceEntry"]
 
-REDACTED = "<redacted>"
-"""What :attr:`TraceEntry.headers` holds instead of a session token's value."""
-
 
 def _check(ok: bool, what: str) -> None:
     if not ok:

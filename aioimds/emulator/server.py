@@ -25,8 +25,9 @@ from aiohttp import web
 from aiohttp.web import RequestHandler
 
 from ..snapshot import TEXT_PLAIN, Record, Snapshot
+from ..wire import REDACTED
 from .default import default_snapshot
-from .faults import REDACTED, Counters, Faults, PathFault, TokenBucket, TraceEntry
+from .faults import Counters, Faults, PathFault, TokenBucket, TraceEntry
 from .identity import DOCUMENT, IdentitySigner
 from .schedule import Scheduler, maintenance_event
 from .tokens import TokenStore, parse_ttl

@@ -11,6 +11,8 @@ import re
 from http import HTTPStatus
 from urllib.parse import quote, unquote_to_bytes
 
+from ..wire import PCHAR_SAFE, TOKEN_HEADER, TOKEN_PATH, TTL_HEADER
+
 __all__ = [
     "SERVER",
     "TOKEN_HEADER",
@@ -22,17 +24,8 @@ __all__ = [
     "error_body",
 ]
 
-TOKEN_PATH = "/latest/api/token"
-"""The only path that issues session tokens (``PUT``)."""
-
 TOKEN_PATH_VARIANT = re.compile(r"/[^/]+/api/token/?")
 """``fullmatch`` of the token paths IMDS refuses a PUT on with 403 (versioned, trailing /)."""
-
-TOKEN_HEADER = "X-aws-ec2-metadata-token"
-"""Request header carrying the session token on GET/HEAD."""
-
-TTL_HEADER = "X-aws-ec2-metadata-token-ttl-seconds"
-"""Request header of the token PUT (requested TTL) and of its answer (granted TTL)."""
 
 XFF_HEADER = "X-Forwarded-For"
 """A token PUT carrying this header is refused (403): it came through a proxy."""
@@ -40,7 +33,6 @@ XFF_HEADER = "X-Forwarded-For"
 SERVER = "EC2ws"
 """The ``Server`` header IMDS sends."""
 
-_PCHAR_SAFE = "!$&'()*+,;=:@-._~"  # RFC 3986 pchar minus the alphanumerics quote() keeps
 
 _XHTML = """<?xml version="1.0" encoding="iso-8859-1"?>
 <!DOCTYPE html PUBLIC "-//W3C//DTD XHTML 1.0 Transitional//EN"
@@ -73,4 +65,4 @@ def canonical_path(path: str) -> str:
     ``%20``; ``%2F`` stays encoded. The emulator tries this form when the raw path is not a
     snapshot key.
     """
-    return "/".join(quote(unquote_to_bytes(seg), safe=_PCHAR_SAFE) for seg in path.split("/"))
+    return "/".join(quote(unquote_to_bytes(seg), safe=PCHAR_SAFE) for seg in path.split("/"))
