@@ -26,8 +26,9 @@ __all__ = [
     "our_dump",
 ]
 
-FIXTURES = "/work/shared/fixtures"
-"""Where the recorded real-world trees live (skipped when absent)."""
+FIXTURES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                        "tests", "fixtures")
+"""The realistic trees kept in the repository (tests/fixtures/, see its NOTICE.md)."""
 BENCH_TIMEOUT = 5.0
 """Seconds per attempt: well above any loopback answer, so no benchmark times out by chance."""
 

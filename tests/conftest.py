@@ -1,7 +1,9 @@
-"""Shared test fixtures: the fixture snapshots of ../shared/fixtures and a running emulator."""
+"""Shared test fixtures: the hermetic environment, the fixture snapshots of tests/fixtures/ and a
+running emulator."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -9,21 +11,31 @@ from typing import Any
 import aiohttp
 import pytest
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
-"""The realistic trees shipped beside the repository (see their NOTICE.md)."""
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+"""The realistic trees kept in the repository (provenance and licences in their NOTICE.md)."""
 
-FIXTURE_FILES = sorted(FIXTURES.glob("*.snapshot.json")) if FIXTURES.is_dir() else []
-
-needs_fixtures = pytest.mark.skipif(
-    not FIXTURE_FILES, reason=f"the shared fixtures are not beside the repository ({FIXTURES})"
-)
+FIXTURE_FILES = sorted(FIXTURES.glob("*.snapshot.json"))
+if not FIXTURE_FILES:
+    raise RuntimeError(f"no fixture snapshots in {FIXTURES}; the checkout is incomplete")
 
 
 def fixture_params() -> list[object]:
-    """One pytest param per fixture snapshot file, or one skipped param when none exist."""
-    if not FIXTURE_FILES:
-        return [pytest.param(None, marks=needs_fixtures, id="no-fixtures")]
+    """One pytest param per fixture snapshot file, named after it."""
     return [pytest.param(p, id=p.name.removesuffix(".snapshot.json")) for p in FIXTURE_FILES]
+
+
+@pytest.fixture(autouse=True)
+def hermetic_environment(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+                         ) -> None:
+    """Every test starts from an environment with no ``AWS_*`` variable and an empty shared
+    config file, so the caller's ``AWS_EC2_METADATA_DISABLED``, ``AWS_PROFILE`` or a broken
+    ``~/.aws/config`` cannot change what a test sees. Tests set what they need on top."""
+    for name in list(os.environ):
+        if name.upper().startswith("AWS_"):
+            monkeypatch.delenv(name)
+    empty = tmp_path_factory.getbasetemp() / "aws-config-empty"
+    empty.write_text("")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(empty))
 
 
 @pytest.fixture

@@ -11,15 +11,12 @@ from pathlib import Path
 from urllib.parse import unquote
 
 import pytest
+from conftest import FIXTURE_FILES
 from emulator_http import get, new_token
 
 from aioimds.emulator import Emulator, default_snapshot
 from aioimds.emulator.wire import canonical_path
 from aioimds.snapshot import Record, Snapshot
-
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
-
-
 
 # -- the default tree and the fixtures ------------------------------------------------------
 
@@ -127,20 +124,15 @@ def consistency_problems(snap: Snapshot) -> list[str]:
     return problems
 
 
-FIXTURE_FILES = sorted(FIXTURES.glob("*.snapshot.json")) if FIXTURES.is_dir() else []
-
-
 def test_default_tree_is_consistent() -> None:
     assert consistency_problems(default_snapshot()) == []
 
 
-@pytest.mark.skipif(not FIXTURE_FILES, reason=f"no fixtures at {FIXTURES}")
 @pytest.mark.parametrize("path", FIXTURE_FILES, ids=[p.name for p in FIXTURE_FILES])
 def test_fixture_tree_is_consistent(path: Path) -> None:
     assert consistency_problems(Snapshot.load(path)) == []
 
 
-@pytest.mark.skipif(not FIXTURE_FILES, reason=f"no fixtures at {FIXTURES}")
 @pytest.mark.parametrize("path", FIXTURE_FILES, ids=[p.name for p in FIXTURE_FILES])
 async def test_fixture_tree_is_served_byte_for_byte(http, path: Path) -> None:
     snap = Snapshot.load(path)
