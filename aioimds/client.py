@@ -10,11 +10,10 @@ import contextvars
 import functools
 import logging
 import random
-import time
 from types import TracebackType
 from typing import Any, Literal, overload
 
-from . import retry
+from . import clock, retry
 from ._fields import parse_json
 from .config import IMDSConfig
 from .crawl import DEFAULT_CONCURRENCY, CrawlResult, crawl
@@ -135,7 +134,7 @@ class IMDSClient(MetadataMixin):
         cfg = self.config
         deadline = cfg.deadline_for(attempts)
         if start is None:
-            start = time.monotonic()
+            start = clock.now()
         token: str | None = None
         attempt = 0
         while True:
@@ -143,7 +142,7 @@ class IMDSClient(MetadataMixin):
             if tokens is not None:
                 token = await tokens.get()
                 headers = {TOKEN_HEADER: token} if token is not None else {}
-            timeout = min(cfg.timeout, max(0.001, deadline - (time.monotonic() - start)))
+            timeout = min(cfg.timeout, max(0.001, deadline - (clock.now() - start)))
             ticket = 0
             if limit is not None:
                 got = limit.try_acquire()
@@ -168,7 +167,7 @@ class IMDSClient(MetadataMixin):
                 if limit is not None:
                     limit.release(ticket, throttled=throttled, status=status)
             delay = _delay(failure, attempt, self._rand)
-            elapsed = time.monotonic() - start
+            elapsed = clock.now() - start
             if attempt >= attempts or elapsed + delay >= deadline:
                 if isinstance(failure, Answer):
                     return failure, token
@@ -204,7 +203,7 @@ class IMDSClient(MetadataMixin):
         """
         _, tokens = self._open()
         tries = attempts if attempts is not None else self.config.attempts
-        start = time.monotonic()  # one deadline for the whole request, re-PUT included
+        start = clock.now()  # one deadline for the whole request, re-PUT included
         for refreshed in (False, True):
             ans, token = await self._exchange(
                 "GET", path, {}, attempts=tries, tokens=tokens, start=start,

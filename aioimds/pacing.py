@@ -17,9 +17,10 @@ Two controls, both additive-increase / multiplicative-decrease:
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import deque
 from collections.abc import Callable
+
+from . import clock
 
 __all__ = ["AdaptiveLimit"]
 
@@ -45,7 +46,7 @@ class AdaptiveLimit:
         clock: monotonic clock in seconds.
     """
 
-    def __init__(self, maximum: int, *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, maximum: int, *, clock: Callable[[], float] = clock.now) -> None:
         if maximum < 1:
             raise ValueError(f"concurrency must be >= 1, not {maximum}")
         self.maximum = maximum

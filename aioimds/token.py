@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable
 
+from . import clock
 from .errors import IMDSTokenError, IMDSTokenTimeoutError
 from .wire import REDACTED
 
@@ -73,7 +73,7 @@ class TokenSession:
         *,
         ttl: int,
         v1_allowed: bool = True,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = clock.now,
     ) -> None:
         self._fetch = fetch
         self._ttl = ttl

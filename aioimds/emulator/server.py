@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import time
 from collections.abc import Mapping
 from datetime import datetime
 from types import TracebackType
@@ -24,6 +23,7 @@ from typing import Any, Literal
 from aiohttp import web
 from aiohttp.web import RequestHandler
 
+from .. import clock
 from ..snapshot import TEXT_PLAIN, Record, Snapshot
 from ..wire import REDACTED
 from .default import default_snapshot
@@ -275,7 +275,7 @@ class Emulator:
         port = int(runner.addresses[0][1])
         host = f"[{self.host}]" if ":" in self.host else self.host
         self._port, self._url = port, f"http://{host}:{port}"
-        self._started_at = self._last_revocation = time.monotonic()
+        self._started_at = self._last_revocation = clock.now()
         return self._url
 
     async def stop(self) -> None:
@@ -365,7 +365,7 @@ class Emulator:
         if faults.drop_rate and self._rng.random() < faults.drop_rate:
             return None
         if faults.throttle_rps is not None and not self._bucket.take(
-            faults.throttle_rps, time.monotonic()
+            faults.throttle_rps, clock.now()
         ):
             if faults.retry_after is None:
                 return await self._error(429)
@@ -435,7 +435,7 @@ class Emulator:
 
     def _apply_revocations(self, every: float) -> None:
         # Revocations fall on start + k * every; apply the latest one not applied yet.
-        since = time.monotonic() - self._started_at
+        since = clock.now() - self._started_at
         boundary = self._started_at + (since // every) * every
         if boundary > self._last_revocation:
             self._store.revoke_all()

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import re
 import secrets
-import time
 from collections.abc import Callable, Sequence
 from itertools import islice
+
+from .. import clock
 
 __all__ = ["MAX_TOKENS", "MAX_TTL", "MIN_TTL", "TOKEN_BYTES", "TokenStore", "parse_ttl"]
 
@@ -54,7 +55,7 @@ class TokenStore:
     __slots__ = ("_clock", "_expiry", "max_tokens")
 
     def __init__(
-        self, max_tokens: int = MAX_TOKENS, clock: Callable[[], float] = time.monotonic
+        self, max_tokens: int = MAX_TOKENS, clock: Callable[[], float] = clock.now
     ) -> None:
         if max_tokens < 2:
             raise ValueError("max_tokens must be >= 2")
