@@ -7,13 +7,6 @@ from ._version import __version__
 from .client import IMDSClient
 from .config import IMDSConfig
 from .crawl import CrawlResult
-from .credentials import (
-    CREDENTIALS_REFRESH_MARGIN,
-    CREDENTIALS_RETRY_INTERVAL,
-    CredentialsProvider,
-    RoleCredentials,
-    as_botocore_metadata,
-)
 from .errors import (
     IMDSConfigError,
     IMDSConnectionError,
@@ -29,21 +22,25 @@ from .errors import (
     IMDSTimeoutError,
     IMDSTokenError,
     IMDSTokenTimeoutError,
+    PathError,
+    SnapshotFormatError,
 )
-from .identity import verify_identity_document
-from .metadata import (
+from .snapshot import Record, Snapshot
+from .typed import (
+    CREDENTIALS_REFRESH_MARGIN,
+    CREDENTIALS_RETRY_INTERVAL,
+    CredentialsProvider,
     IAMInfo,
     IdentityDocument,
     MaintenanceEvent,
     NetworkInterface,
     Placement,
     RebalanceRecommendation,
+    RoleCredentials,
     SpotInstanceAction,
-)
-from .paths import PathError
-from .snapshot import Record, Snapshot, SnapshotFormatError
-from .watch import (
     Watcher,
+    as_botocore_metadata,
+    verify_identity_document,
     watch_maintenance_events,
     watch_rebalance_recommendation,
     watch_spot_interruption,

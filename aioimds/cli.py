@@ -21,10 +21,14 @@ from ._version import __version__
 from .client import IMDSClient
 from .config import IMDSConfig
 from .crawl import DEFAULT_CONCURRENCY, CrawlResult
-from .errors import IMDSConfigError, IMDSError, IMDSNotFoundError
-from .paths import PathError
-from .snapshot import SnapshotFormatError
-from .views import flat_lines, nested, redact
+from .errors import (
+    IMDSConfigError,
+    IMDSError,
+    IMDSNotFoundError,
+    PathError,
+    SnapshotFormatError,
+)
+from .render import flat_lines, nested, redact
 
 __all__ = ["main"]
 

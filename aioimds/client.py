@@ -14,7 +14,6 @@ from types import TracebackType
 from typing import Any, Literal, overload
 
 from . import clock, retry
-from ._fields import parse_json
 from .config import IMDSConfig
 from .crawl import DEFAULT_CONCURRENCY, CrawlResult, crawl
 from .errors import (
@@ -29,12 +28,12 @@ from .errors import (
     IMDSTokenError,
     IMDSTokenTimeoutError,
 )
-from .metadata import MetadataMixin
 from .pacing import AdaptiveLimit
 from .paths import parse_listing, request_path
 from .snapshot import Record, Snapshot
 from .token import HOP_LIMIT_ADVICE, TokenSession
 from .transport import Answer, Transport
+from .typed import MetadataViews, parse_json
 from .wire import TOKEN_HEADER, TOKEN_PATH, TTL_HEADER
 
 __all__ = ["CRAWL_ATTEMPTS", "MAX_CONNECTIONS", "IMDSClient"]
@@ -49,7 +48,7 @@ CRAWL_ATTEMPTS = 8
 spends a larger retry budget than one ``get`` to come back complete from a flaky service."""
 
 
-class IMDSClient(MetadataMixin):
+class IMDSClient(MetadataViews):
     """An asyncio IMDS client: one ``aiohttp.ClientSession`` and one token for its life.
 
     ``IMDSClient()`` reads its settings from the environment and the shared AWS config file
@@ -61,9 +60,15 @@ class IMDSClient(MetadataMixin):
     Raises (from every request method): :class:`~aioimds.IMDSNotFoundError` (404),
     :class:`~aioimds.IMDSDisabledError`, and other :class:`~aioimds.IMDSError` subclasses
     naming the path and status.
+
+    The typed coroutines (``region()``, ``instance_id()``, ``placement()``, ...) come from
+    :class:`~aioimds.typed.MetadataViews`, a concrete base typed on the
+    :class:`~aioimds.typed.Source` protocol: the client is its own source, so they read through
+    its ``get``/``get_bytes``/``list`` and the typed layer never imports this module.
     """
 
     def __init__(self, config: IMDSConfig | None = None, **overrides: Any) -> None:
+        super().__init__(self)
         base = config if config is not None else IMDSConfig.from_environment()
         self.config = base.with_overrides(**overrides)
         self._transport: Transport | None = None

@@ -25,6 +25,8 @@ __all__ = [
     "IMDSTimeoutError",
     "IMDSTokenError",
     "IMDSTokenTimeoutError",
+    "PathError",
+    "SnapshotFormatError",
 ]
 
 
@@ -105,6 +107,14 @@ class IMDSIdentityError(IMDSError):
     """The instance identity document could not be verified against its signature: they do
     not match, an input is malformed, or ``cryptography`` is missing
     (``pip install 'aioimds[verify]'``)."""
+
+
+class PathError(IMDSError, ValueError):
+    """A path given by the caller is not a valid IMDS path under ``latest/``."""
+
+
+class SnapshotFormatError(IMDSError, ValueError):
+    """A snapshot file or object does not follow ``imds-snapshot/1``; the message says where."""
 
 
 class IMDSCrawlError(IMDSError):

@@ -12,12 +12,11 @@ from __future__ import annotations
 import functools
 from urllib.parse import quote
 
-from .errors import IMDSError, IMDSResponseError
+from .errors import IMDSResponseError, PathError
 from .wire import PCHAR_SAFE
 
 __all__ = [
     "ROOT",
-    "PathError",
     "child_path",
     "is_listing",
     "parse_listing",
@@ -37,10 +36,6 @@ and validating and encoding one costs about 12 us (the README's Performance sect
 
 _PUBLIC_KEYS = "/latest/meta-data/public-keys/"
 """The listing whose ``N=name`` entries stand for the directories ``N/``."""
-
-
-class PathError(IMDSError, ValueError):
-    """A path given by the caller is not a valid IMDS path under ``latest/``."""
 
 
 def _check_segment(segment: str, where: str) -> None:

@@ -24,19 +24,15 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import IMDSError
+from .errors import SnapshotFormatError
 
-__all__ = ["FORMAT", "Record", "Snapshot", "SnapshotFormatError"]
+__all__ = ["FORMAT", "Record", "Snapshot"]
 
 FORMAT = "imds-snapshot/1"
 """The value of the snapshot's ``format`` field."""
 
 TEXT_PLAIN = "text/plain"
 """The content type IMDS serves listings and most leaves with; the snapshot's default."""
-
-
-class SnapshotFormatError(IMDSError, ValueError):
-    """A snapshot file or object does not follow ``imds-snapshot/1``; the message says where."""
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@
 aiobotocore can read IMDS itself; this shows how to share one IMDSClient (one token, one
 connection pool) between your own metadata reads and the SDK's credentials. A credential
 provider is put first in the session's chain: it returns refreshable credentials whose
-``refresh_using`` awaits :meth:`aioimds.credentials.CredentialsProvider.botocore_metadata`, so
+``refresh_using`` awaits :meth:`aioimds.CredentialsProvider.botocore_metadata`, so
 aiobotocore asks aioimds again shortly before they expire. The region comes from IMDS too.
 Nothing is sent to S3 unless ``--bucket`` is given.
 """
@@ -24,7 +24,7 @@ from aiobotocore.session import AioSession, get_session
 from botocore.credentials import CredentialProvider
 
 from aioimds import IMDSClient
-from aioimds.credentials import CredentialsProvider
+from aioimds.typed.credentials import CredentialsProvider
 
 
 class InstanceRoleProvider(CredentialProvider):  # type: ignore[misc]

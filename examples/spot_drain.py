@@ -18,8 +18,8 @@ import argparse
 import asyncio
 import sys
 
-from aioimds import IMDSClient
-from aioimds.watch import SPOT_INTERVAL, watch_spot_interruption
+from aioimds import IMDSClient, watch_spot_interruption
+from aioimds.typed import SPOT_INTERVAL
 
 WORKERS = 3
 JOB_SECONDS = 0.05

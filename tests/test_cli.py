@@ -18,7 +18,7 @@ from conftest import fixture_params
 
 from aioimds import Snapshot
 from aioimds.emulator import default_snapshot
-from aioimds.views import REDACTED
+from aioimds.render import REDACTED
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 

@@ -24,9 +24,9 @@ from emulator_http import (
     raw,
 )
 
+from aioimds import Record, Snapshot, SnapshotFormatError
 from aioimds.emulator import Emulator, Faults, PathFault, default_snapshot
 from aioimds.emulator.serve import add_serve_arguments, emulator_from_args, run_serve
-from aioimds.snapshot import Record, Snapshot, SnapshotFormatError
 
 # -- faults ---------------------------------------------------------------------------------
 

@@ -187,7 +187,7 @@ async def test_a_body_that_trickles_forever_times_out_within_timeout_times_attem
 
 
 # -- answers that are not IMDS -----------------------------------------------------------------
-# Checked by a sitecustomize making parse_listing (in paths, crawl, client, views) split any
+# Checked by a sitecustomize making parse_listing (in paths, crawl, client, render) split any
 # body with no UTF-8 or HTML check: every "put-refused" row fails (lines such as '<html>' are
 # requested; the "portal-answers-put" rows fail earlier, on the token) and the UTF-8 test
 # fails. The "comment-first" and "head-first" rows also failed on the library as it was (only

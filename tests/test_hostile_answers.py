@@ -20,7 +20,7 @@ from aioimds import (
     Snapshot,
 )
 from aioimds.emulator import Emulator
-from aioimds.views import nested
+from aioimds.render import nested
 
 DEEP = "[" * 200_000
 

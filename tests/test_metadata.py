@@ -22,16 +22,16 @@ from aioimds import (
     Placement,
     Snapshot,
 )
-from aioimds._fields import parse_time
 from aioimds.emulator import Emulator, default_snapshot
-from aioimds.metadata import (
+from aioimds.paths import request_path
+from aioimds.typed._fields import parse_time
+from aioimds.typed.metadata import (
     parse_iam_info,
     parse_identity_document,
     parse_maintenance_events,
     parse_rebalance_recommendation,
     parse_spot_instance_action,
 )
-from aioimds.paths import request_path
 
 MD = "meta-data/"
 UTC = timezone.utc

@@ -20,7 +20,7 @@ import pytest
 
 from aioimds import IMDSClient, IMDSNotFoundError
 from aioimds.emulator import Faults, PathFault
-from aioimds.watch import watch_spot_interruption
+from aioimds.typed.watch import watch_spot_interruption
 
 REGION = "meta-data/placement/region"
 

@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 
 from aioimds import IMDSClient, IMDSConfig
-from aioimds.credentials import CredentialsProvider
 from aioimds.emulator import Emulator
 from aioimds.emulator.schedule import (
     CREDENTIAL_OVERLAP,
@@ -26,8 +25,9 @@ from aioimds.emulator.schedule import (
     event_time,
     iso_time,
 )
-from aioimds.metadata import parse_maintenance_events
 from aioimds.snapshot import Record
+from aioimds.typed.credentials import CredentialsProvider
+from aioimds.typed.metadata import parse_maintenance_events
 
 META = "/latest/meta-data/"
 SPOT = META + "spot/instance-action"

@@ -27,9 +27,9 @@ from aioimds import (
     IMDSTokenError,
     Record,
 )
-from aioimds.credentials import CredentialsProvider
 from aioimds.emulator import Emulator, Faults, PathFault, default_snapshot
 from aioimds.emulator.tokens import TokenStore
+from aioimds.typed.credentials import CredentialsProvider
 
 ROLE = "/latest/meta-data/iam/security-credentials/aioimds-demo-role"
 IDENTITY = "/latest/meta-data/identity-credentials/ec2/security-credentials/ec2-instance"

@@ -1,4 +1,4 @@
-"""Snapshot format imds-snapshot/1 and its views (aioimds.snapshot, aioimds.views)."""
+"""Snapshot format imds-snapshot/1 and its views (aioimds.snapshot, aioimds.render)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from conftest import fixture_params
 
 from aioimds import Record, Snapshot, SnapshotFormatError
-from aioimds.views import REDACTED, flat_lines, nested, redact
+from aioimds.render import REDACTED, flat_lines, nested, redact
 
 CREDS = (
     '{\n  "Code" : "Success",\n  "LastUpdated" : "2026-11-29T00:00:00Z",\n'

@@ -1,4 +1,4 @@
-"""The watchers (aioimds.watch) against the emulator's scheduled notices and faults."""
+"""The watchers (aioimds.typed.watch) against the emulator's scheduled notices and faults."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 
 from aioimds import IMDSClient, IMDSConfig, IMDSDisabledError
 from aioimds.emulator import Emulator, PathFault
-from aioimds.watch import (
+from aioimds.typed.watch import (
     LIFECYCLE_INTERVAL,
     MAINTENANCE_INTERVAL,
     REBALANCE_INTERVAL,

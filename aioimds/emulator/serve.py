@@ -156,7 +156,7 @@ def emulator_from_args(args: argparse.Namespace) -> Emulator:
 
     Its request trace is off (a long-running server would grow it forever); the counts are kept.
 
-    Raises :class:`~aioimds.snapshot.SnapshotFormatError` or :class:`OSError` for a bad
+    Raises :class:`~aioimds.SnapshotFormatError` or :class:`OSError` for a bad
     ``--snapshot`` file.
     """
     snapshot = Snapshot.load(args.snapshot) if args.snapshot else None
@@ -177,7 +177,7 @@ def emulator_from_args(args: argparse.Namespace) -> Emulator:
 async def run_serve(args: argparse.Namespace, out: Callable[[str], None]) -> int:
     """Serve until SIGINT or SIGTERM; ``out(url)`` is called once listening. Returns 0.
 
-    Raises :class:`~aioimds.snapshot.SnapshotFormatError` or :class:`OSError` (bad snapshot
+    Raises :class:`~aioimds.SnapshotFormatError` or :class:`OSError` (bad snapshot
     file, port in use) before serving; the CLI maps them to its exit status.
     """
     emulator = emulator_from_args(args)

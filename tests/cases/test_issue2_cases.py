@@ -6,7 +6,7 @@ import gzip
 
 from aioimds import IMDSClient, IMDSCrawlError, Record, Snapshot
 from aioimds.emulator import Emulator
-from aioimds.views import nested
+from aioimds.render import nested
 
 
 async def test_c09_public_key_listed_as_index_equals_name() -> None:

@@ -10,7 +10,7 @@ import pytest
 from aioimds import CredentialsProvider, IMDSClient, Record, Snapshot
 from aioimds.emulator import Emulator, PathFault, default_snapshot
 from aioimds.paths import request_path
-from aioimds.views import nested
+from aioimds.render import nested
 
 MD = "/latest/meta-data/"
 

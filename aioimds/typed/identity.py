@@ -16,7 +16,7 @@ from __future__ import annotations
 import base64
 import binascii
 
-from .errors import IMDSIdentityError
+from ..errors import IMDSIdentityError
 
 __all__ = ["verify_identity_document"]
 

@@ -16,7 +16,7 @@ import re
 from datetime import datetime, timezone
 from typing import Any
 
-from .errors import IMDSResponseError
+from ..errors import IMDSResponseError
 
 __all__ = [
     "int_leaf",

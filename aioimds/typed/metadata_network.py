@@ -13,9 +13,9 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..paths import request_path
 from ._fetch import Source, gather_all, optional_entries, optional_text
 from ._fields import int_leaf
-from .paths import request_path
 
 __all__ = ["NetworkInterface", "fetch_network_interfaces"]
 

@@ -29,9 +29,13 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Generic, TypeVar
 
-from .client import IMDSClient
-from .errors import IMDSDisabledError, IMDSError
-from .metadata import MaintenanceEvent, RebalanceRecommendation, SpotInstanceAction
+from ..errors import IMDSDisabledError, IMDSError
+from .metadata import (
+    MaintenanceEvent,
+    MetadataViews,
+    RebalanceRecommendation,
+    SpotInstanceAction,
+)
 
 __all__ = [
     "LIFECYCLE_INTERVAL",
@@ -162,12 +166,13 @@ def _identity(item: T) -> T:
     return item
 
 
-def watch_spot_interruption(imds: IMDSClient, *,
+def watch_spot_interruption(imds: MetadataViews, *,
                             interval: float = SPOT_INTERVAL) -> Watcher[SpotInstanceAction]:
     """Yield each spot interruption notice of ``meta-data/spot/instance-action`` once.
 
-    ``imds`` is an open :class:`~aioimds.IMDSClient`; ``interval`` is in seconds
-    (:data:`SPOT_INTERVAL`). A notice with another ``action`` or ``time`` is a new notice.
+    ``imds`` is an open :class:`~aioimds.IMDSClient` (any :class:`MetadataViews`);
+    ``interval`` is in seconds (:data:`SPOT_INTERVAL`). A notice with another ``action`` or
+    ``time`` is a new notice.
     See "Spot Instance interruption notices" in the EC2 user guide.
     """
     return Watcher(_present(imds.spot_instance_action), _identity, interval=interval,
@@ -175,7 +180,7 @@ def watch_spot_interruption(imds: IMDSClient, *,
 
 
 def watch_rebalance_recommendation(
-    imds: IMDSClient, *, interval: float = REBALANCE_INTERVAL
+    imds: MetadataViews, *, interval: float = REBALANCE_INTERVAL
 ) -> Watcher[RebalanceRecommendation]:
     """Yield each rebalance recommendation of ``meta-data/events/recommendations/rebalance``
     once (a new ``noticeTime`` is a new recommendation); ``interval`` in seconds
@@ -185,7 +190,7 @@ def watch_rebalance_recommendation(
 
 
 def watch_maintenance_events(
-    imds: IMDSClient, *, interval: float = MAINTENANCE_INTERVAL
+    imds: MetadataViews, *, interval: float = MAINTENANCE_INTERVAL
 ) -> Watcher[MaintenanceEvent]:
     """Yield each event of ``meta-data/events/maintenance/scheduled`` once, the first time its
     ``EventId`` appears, whatever its state; ``interval`` in seconds
@@ -194,7 +199,7 @@ def watch_maintenance_events(
                    interval=interval, what=MAINTENANCE_PATH)
 
 
-def watch_target_lifecycle_state(imds: IMDSClient, *,
+def watch_target_lifecycle_state(imds: MetadataViews, *,
                                  interval: float = LIFECYCLE_INTERVAL) -> Watcher[str]:
     """Yield the Auto Scaling target lifecycle state (``InService``, ``Terminated``, ...) of
     ``meta-data/autoscaling/target-lifecycle-state`` at the first successful poll and at every

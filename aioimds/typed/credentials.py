@@ -40,11 +40,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
+from ..errors import IMDSCredentialsError, IMDSError, IMDSNotFoundError
+from ..paths import request_path
+from ..wire import REDACTED
 from . import _fields as f
 from ._fetch import Source, optional_text
-from .errors import IMDSCredentialsError, IMDSError, IMDSNotFoundError
-from .paths import request_path
-from .wire import REDACTED
 
 __all__ = [
     "CREDENTIALS_REFRESH_MARGIN",

@@ -1,4 +1,4 @@
-"""Views of a Snapshot: nested JSON, flat ``path: value`` lines, and secret redaction.
+"""Rendering a Snapshot: nested JSON, flat ``path: value`` lines, and secret redaction.
 
 Nested JSON: a listing is an object keyed by its entries as served without the trailing ``/``
 (``public-keys`` keeps ``0=key-name``); a text leaf is a string; a leaf whose text is a JSON

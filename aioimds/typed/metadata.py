@@ -5,7 +5,7 @@ The formats are those of the EC2 user guide, "Instance metadata categories"
 Each parser takes the leaf's text and its request path and raises
 :class:`~aioimds.IMDSResponseError` naming that path for a malformed document.
 
-:class:`MetadataMixin` gives :class:`~aioimds.IMDSClient` one coroutine per common view. They
+:class:`MetadataViews` gives :class:`~aioimds.IMDSClient` one coroutine per common view. They
 are thin: each one calls the client's ``get``/``get_bytes``/``list``, never a second HTTP
 path. What the service answers 404 for (``public-ipv4`` on a private instance, no spot notice,
 no role) is ``None``, ``{}`` or ``[]``, never an exception, and is not logged (C31).
@@ -14,23 +14,21 @@ no role) is ``None``, ``{}`` or ``[]``, never an exception, and is not logged (C
 from __future__ import annotations
 
 import asyncio
-import builtins
-from abc import abstractmethod
 from dataclasses import dataclass
 from datetime import datetime
 
+from ..errors import IMDSIdentityError, IMDSNotFoundError, IMDSResponseError
+from ..paths import request_path
 from . import _fields as f
-from ._fetch import gather_all, optional_entries, optional_text
-from .errors import IMDSIdentityError, IMDSNotFoundError, IMDSResponseError
+from ._fetch import Source, gather_all, optional_entries, optional_text
 from .identity import verify_identity_document
 from .metadata_network import NetworkInterface, fetch_network_interfaces
-from .paths import request_path
 
 __all__ = [
     "IAMInfo",
     "IdentityDocument",
     "MaintenanceEvent",
-    "MetadataMixin",
+    "MetadataViews",
     "NetworkInterface",
     "Placement",
     "RebalanceRecommendation",
@@ -222,13 +220,22 @@ def _key_index(entry: str, listing: str) -> tuple[str, str]:
     return index, name or index
 
 
-class MetadataMixin:
-    """Typed metadata coroutines of :class:`~aioimds.IMDSClient` (paths under ``latest/``).
+class MetadataViews:
+    """Typed metadata coroutines over a :class:`~aioimds.typed.Source` (paths under ``latest/``).
+
+    A concrete class: every coroutine reads through the ``source`` given to ``__init__`` with
+    its ``get``/``get_bytes``/``list``, never a second HTTP path. :class:`~aioimds.IMDSClient`
+    inherits these coroutines and is its own source (``MetadataViews.__init__(self, self)``),
+    so ``await imds.region()`` works on the client; any other :class:`Source` (a test double,
+    a wrapper that caches) can be given ``MetadataViews(source)`` for the same views.
 
     Absent (404) is ``None``, ``{}`` or ``[]``. Every coroutine raises
     :class:`~aioimds.IMDSResponseError` naming the path for a malformed leaf, and the other
-    :class:`~aioimds.IMDSError` subclasses of :meth:`get` (no answer, throttling, ...).
+    :class:`~aioimds.IMDSError` subclasses of the source's ``get`` (no answer, throttling, ...).
     """
+
+    def __init__(self, source: Source) -> None:
+        self._source = source
 
     async def region(self) -> str | None:
         """The Region, ``meta-data/placement/region`` (``"ap-northeast-1"``)."""
@@ -262,7 +269,7 @@ class MetadataMixin:
     async def ami_launch_index(self) -> int | None:
         """``meta-data/ami-launch-index`` as an int (``"0"`` -> ``0``, C08)."""
         path = MD + "ami-launch-index"
-        text = await optional_text(self, path)
+        text = await optional_text(self._source, path)
         return None if text is None else f.int_leaf(text, request_path(path))
 
     async def identity_document(self) -> IdentityDocument | None:
@@ -270,7 +277,7 @@ class MetadataMixin:
 
         Unverified: use :meth:`verified_identity_document` before trusting it.
         """
-        text = await optional_text(self, DOCUMENT)
+        text = await optional_text(self._source, DOCUMENT)
         return None if text is None else parse_identity_document(text, request_path(DOCUMENT))
 
     async def verified_identity_document(self, certificate: str) -> IdentityDocument:
@@ -281,7 +288,7 @@ class MetadataMixin:
         document or signature is absent (404), or ``cryptography`` is missing.
         """
         body, signature = await asyncio.gather(self._optional_bytes(DOCUMENT),
-                                               optional_text(self, SIGNATURE))
+                                               optional_text(self._source, SIGNATURE))
         if body is None or signature is None:
             missing = DOCUMENT if body is None else SIGNATURE
             raise IMDSIdentityError("absent (404): nothing to verify",
@@ -308,20 +315,21 @@ class MetadataMixin:
     async def iam_info(self) -> IAMInfo | None:
         """``meta-data/iam/info``; ``None`` when no IAM role is attached."""
         path = MD + "iam/info"
-        text = await optional_text(self, path)
+        text = await optional_text(self._source, path)
         return None if text is None else parse_iam_info(text, request_path(path))
 
     async def network_interfaces(self) -> dict[str, NetworkInterface]:
         """Every network interface by MAC, ``meta-data/network/interfaces/macs/``; all leaves
-        are fetched concurrently. See :class:`~aioimds.metadata_network.NetworkInterface`."""
-        return await fetch_network_interfaces(self)
+        are fetched concurrently. See :class:`~aioimds.NetworkInterface`."""
+        return await fetch_network_interfaces(self._source)
 
     async def public_keys(self) -> dict[str, str]:
         """Public keys by name: ``public-keys/`` lists ``0=my-key`` and the key is at
         ``public-keys/0/openssh-key`` (C09); the key's surrounding whitespace is stripped."""
         listing = MD + "public-keys/"
-        keys = [_key_index(entry, listing) for entry in await optional_entries(self, listing)]
-        bodies = await gather_all(optional_text(self, f"{listing}{index}/openssh-key")
+        entries = await optional_entries(self._source, listing)
+        keys = [_key_index(entry, listing) for entry in entries]
+        bodies = await gather_all(optional_text(self._source, f"{listing}{index}/openssh-key")
                                   for index, _ in keys)
         return {name: body.strip() for (_, name), body in zip(keys, bodies, strict=True)
                 if body is not None}
@@ -330,25 +338,25 @@ class MetadataMixin:
         """Instance tags, ``meta-data/tags/instance/`` (when tags in metadata are enabled):
         exact keys (``= , + @ : .`` and spaces kept, C11), values exactly as served."""
         listing = MD + "tags/instance/"
-        keys = await optional_entries(self, listing)
+        keys = await optional_entries(self._source, listing)
         for key in keys:
             if "/" in key:
                 raise IMDSResponseError(f"tag key {key!r} holds a '/'",
                                         path=request_path(listing), status=200)
-        values = await gather_all(optional_text(self, listing + key) for key in keys)
+        values = await gather_all(optional_text(self._source, listing + key) for key in keys)
         return {k: v for k, v in zip(keys, values, strict=True) if v is not None}
 
     async def spot_instance_action(self) -> SpotInstanceAction | None:
         """The pending spot interruption, ``meta-data/spot/instance-action``; ``None`` until
         a notice exists."""
         path = MD + "spot/instance-action"
-        text = await optional_text(self, path)
+        text = await optional_text(self._source, path)
         return None if text is None else parse_spot_instance_action(text, request_path(path))
 
     async def rebalance_recommendation(self) -> RebalanceRecommendation | None:
         """``meta-data/events/recommendations/rebalance``; ``None`` until one is made."""
         path = MD + "events/recommendations/rebalance"
-        text = await optional_text(self, path)
+        text = await optional_text(self._source, path)
         return (None if text is None
                 else parse_rebalance_recommendation(text, request_path(path)))
 
@@ -364,29 +372,15 @@ class MetadataMixin:
 
     async def _scalar(self, path: str) -> str | None:
         """A one-value leaf, stripped; ``None`` when absent (404) or empty."""
-        text = await optional_text(self, path)
+        text = await optional_text(self._source, path)
         return (text or "").strip() or None
 
     async def _optional_bytes(self, path: str) -> bytes | None:
         try:
-            return await self.get_bytes(path)
+            return await self._source.get_bytes(path)
         except IMDSNotFoundError:
             return None
 
     async def _events(self, path: str) -> list[MaintenanceEvent]:
-        text = await optional_text(self, path)
+        text = await optional_text(self._source, path)
         return [] if text is None else parse_maintenance_events(text, request_path(path))
-
-    # -- what the mixin needs of the client (IMDSClient implements them) -------------------
-
-    @abstractmethod
-    async def get(self, path: str) -> str:
-        """The leaf at ``path`` as text."""
-
-    @abstractmethod
-    async def get_bytes(self, path: str) -> bytes:
-        """The leaf at ``path`` as bytes."""
-
-    @abstractmethod
-    async def list(self, path: str = "") -> builtins.list[str]:
-        """The entries of the listing at ``path``."""

@@ -11,7 +11,7 @@ import asyncio
 from collections.abc import Awaitable, Iterable
 from typing import Protocol, TypeVar
 
-from .errors import IMDSNotFoundError
+from ..errors import IMDSNotFoundError
 
 __all__ = ["Source", "gather_all", "optional_entries", "optional_text"]
 
