@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 from .errors import IMDSConfigError
 from .retry import BACKOFF_CAP
+from .wire import MAX_TOKEN_TTL, MIN_TOKEN_TTL
 
 __all__ = [
     "DEFAULT_ATTEMPTS",
@@ -36,8 +37,8 @@ DEFAULT_ENDPOINT_IPV6 = "http://[fd00:ec2::254]"
 DEFAULT_TIMEOUT = 1.0
 """Seconds per attempt, as the AWS SDKs (IMDS answers in well under a millisecond)."""
 DEFAULT_ATTEMPTS = 3
-"""Attempts per request, as the AWS SDK for Go v2: one slow answer (C01) is survived."""
-DEFAULT_TOKEN_TTL = 21600
+"""Attempts per request, as the AWS SDK for Go v2: one slow answer (botocore #1791) is survived."""
+DEFAULT_TOKEN_TTL = MAX_TOKEN_TTL
 """Token TTL asked for, in seconds: the service's maximum (6 hours), so one PUT per client."""
 DEFAULT_MAX_BODY = 1 << 20
 """Largest body accepted, in bytes (1 MiB); user-data is at most 16 KiB, leaves far less."""
@@ -77,7 +78,8 @@ class IMDSConfig:
             Env ``AWS_METADATA_SERVICE_TIMEOUT``, key ``metadata_service_timeout``.
         attempts: attempts per request (1 = no retry). Default :data:`DEFAULT_ATTEMPTS`.
             Env ``AWS_METADATA_SERVICE_NUM_ATTEMPTS``, key ``metadata_service_num_attempts``.
-        token_ttl: seconds asked for in the token PUT, 1..21600. Default
+        token_ttl: seconds asked for in the token PUT, 1..21600
+            (:data:`~aioimds.wire.MAX_TOKEN_TTL`). Default
             :data:`DEFAULT_TOKEN_TTL`.
         deadline: overall seconds one request may take across its attempts, waits included;
             ``None`` (default) means :meth:`deadline_for`: ``attempts * (timeout +``
@@ -112,8 +114,9 @@ class IMDSConfig:
                 or self.attempts < 1:
             raise IMDSConfigError(f"attempts must be an integer >= 1, not {self.attempts!r}")
         if isinstance(self.token_ttl, bool) or not isinstance(self.token_ttl, int) \
-                or not 1 <= self.token_ttl <= 21600:
-            raise IMDSConfigError(f"token TTL must be 1..21600 seconds, not {self.token_ttl!r}")
+                or not MIN_TOKEN_TTL <= self.token_ttl <= MAX_TOKEN_TTL:
+            raise IMDSConfigError(f"token TTL must be {MIN_TOKEN_TTL}..{MAX_TOKEN_TTL} seconds, "
+                                  f"not {self.token_ttl!r}")
         if self.deadline is not None and not self.deadline > 0:
             raise IMDSConfigError(f"deadline must be positive seconds, not {self.deadline!r}")
         if isinstance(self.max_body, bool) or not isinstance(self.max_body, int) \

@@ -29,12 +29,12 @@ from .snapshot import Record, Snapshot
 __all__ = ["DEFAULT_CONCURRENCY", "MAX_DEPTH", "MAX_PATHS", "CrawlResult", "crawl"]
 
 DEFAULT_CONCURRENCY = 32
-"""Requests in flight during a dump, chosen by measurement (``python -m bench --only f``, the
-README's Performance section): on the real-world trees 16, 32 and 64 are within noise of each
-other at 1 and 5 ms per answer, while 4 and 8 are 1.2-2x slower; on a generated 2,400-path tree
+"""Requests in flight during a dump, chosen by measurement (``python -m bench --only f``,
+bench/README.md): on the real-world trees 16, 32 and 64 are within noise of each other at 1
+and 5 ms per answer, while 4 and 8 are 1.2-2x slower; on a generated 2,400-path tree
 32 is the fastest at 0 and 1 ms; and on a slow service (a 312-path tree at 60 ms per answer, as
-in case C07) 32 dumps in 0.84 s where 16 takes 1.37 s. 64 gains more only on slow services and
-costs connections against a service that caps them (``--concurrency``)."""
+in amazon.aws #2216) 32 dumps in 0.84 s where 16 takes 1.37 s. 64 gains more only on slow
+services and costs connections against a service that caps them (``--concurrency``)."""
 STALL_FAILURES = 10
 """Requests in a row that end with no answer at all (after their retries) before a crawl stops
 asking: the paths still queued are failed as not requested, so a dead service fails a dump in

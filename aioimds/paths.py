@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 from urllib.parse import quote
 
+from . import catalogue
 from .errors import IMDSResponseError, PathError
 from .wire import PCHAR_SAFE
 
@@ -19,8 +20,10 @@ __all__ = [
     "ROOT",
     "child_path",
     "is_listing",
+    "key_entry",
     "parse_listing",
     "request_path",
+    "split_entries",
 ]
 
 ROOT = "/latest/"
@@ -31,11 +34,13 @@ VERSIONS = "/"
 
 PATH_CACHE_SIZE = 1024
 """Caller paths whose encoding is kept: a service asks for the same few leaves again and again,
-and validating and encoding one costs about 12 us (the README's Performance section)."""
+and validating and encoding one costs about 12 us (bench/README.md)."""
 
 
-_PUBLIC_KEYS = "/latest/meta-data/public-keys/"
+_PUBLIC_KEYS = ROOT + catalogue.PUBLIC_KEYS
 """The listing whose ``N=name`` entries stand for the directories ``N/``."""
+_ROOT_LISTINGS = (catalogue.META_DATA.rstrip("/"), catalogue.DYNAMIC.rstrip("/"))
+"""What ``/latest/`` lists without the trailing ``/`` although they are listings."""
 
 
 def _check_segment(segment: str, where: str) -> None:
@@ -80,9 +85,25 @@ def request_path(path: str) -> str:
     return ROOT + encoded + ("/" if is_dir else "")
 
 
-def is_listing(req_path: str) -> bool:
-    """Whether a request path names a listing (it ends with ``/``)."""
-    return req_path.endswith("/")
+def is_listing(path: str) -> bool:
+    """Whether a path (request path, snapshot key or listing entry) names a listing: it ends
+    with ``/``. ``/latest/`` lists ``meta-data`` and ``dynamic`` without it (:func:`child_path`
+    knows), and ``public-keys/`` lists ``N=name`` for ``N/`` (:func:`key_entry`)."""
+    return path.endswith("/")
+
+
+def split_entries(text: str) -> list[str]:
+    """The entries of a listing body's text, as served: separated by LF, a CR before the LF
+    dropped, blank lines (a trailing newline, an empty listing) giving no entry. Duplicates
+    and order are kept. The client, the crawl and the emulator all split listings here."""
+    return [line.removesuffix("\r") for line in text.split("\n") if line.strip("\r")]
+
+
+def key_entry(entry: str) -> tuple[str, str] | None:
+    """A ``public-keys/`` entry ``0=my-key`` as ``("0", "my-key")``: it stands for the listing
+    ``0/``, whose ``openssh-key`` is the key. ``None`` for an entry without ``=``."""
+    index, sep, name = entry.partition("=")
+    return (index, name) if sep else None
 
 
 def parse_listing(body: bytes, req_path: str) -> list[str]:
@@ -110,7 +131,7 @@ def parse_listing(body: bytes, req_path: str) -> list[str]:
             "(a proxy or captive portal may be answering)",
             path=req_path,
         )
-    return [line.removesuffix("\r") for line in text.split("\n") if line.strip("\r")]
+    return split_entries(text)
 
 
 def child_path(listing: str, entry: str) -> str:
@@ -124,12 +145,13 @@ def child_path(listing: str, entry: str) -> str:
     listing (``.``, ``..``, a ``/`` inside the name, a control character or an empty name).
     """
     name = entry
-    is_dir = name.endswith("/")
+    is_dir = is_listing(name)
     if is_dir:
         name = name[:-1]
-    if listing == _PUBLIC_KEYS and "=" in name:
-        name, is_dir = name.split("=", 1)[0], True
-    if listing == ROOT and name in ("meta-data", "dynamic"):
+    key = key_entry(name) if listing == _PUBLIC_KEYS else None
+    if key is not None:
+        name, is_dir = key[0], True
+    if listing == ROOT and name in _ROOT_LISTINGS:
         is_dir = True
     if name in ("", ".", "..") or "/" in name or any(
         ord(c) < 0x20 or ord(c) == 0x7F for c in name

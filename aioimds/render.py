@@ -20,6 +20,7 @@ import re
 from typing import Any
 from urllib.parse import unquote
 
+from . import catalogue
 from .errors import IMDSResponseError
 from .paths import ROOT, child_path, is_listing, parse_listing
 from .snapshot import Record, Snapshot
@@ -33,7 +34,7 @@ SECRET_FIELDS = ("SecretAccessKey", "Token")
 _SECRET_RE = re.compile(
     r'("(?:' + "|".join(SECRET_FIELDS) + r')"\s*:\s*)"(?:[^"\\]|\\.)*"'
 )
-_TEXT_ONLY = ("/latest/meta-data/tags/", "/latest/user-data")
+_TEXT_ONLY = (ROOT + catalogue.TAGS, ROOT + catalogue.USER_DATA)
 
 
 def _credential_document(record: Record) -> bool:

@@ -20,9 +20,11 @@ from emulator_http import (
 )
 
 from aioimds.emulator import Counters, Emulator, Faults, default_snapshot
-from aioimds.emulator.tokens import MAX_TOKENS, MAX_TTL, MIN_TTL, TokenStore, parse_ttl
+from aioimds.emulator.tokens import MAX_TOKENS, TokenStore, parse_ttl
 from aioimds.emulator.wire import SERVER, canonical_path
 from aioimds.snapshot import Record, Snapshot
+from aioimds.wire import MAX_TOKEN_TTL as MAX_TTL
+from aioimds.wire import MIN_TOKEN_TTL as MIN_TTL
 
 
 def test_constants_have_the_documented_values() -> None:

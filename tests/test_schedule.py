@@ -22,12 +22,12 @@ from aioimds.emulator.schedule import (
     MAINTENANCE_NOTICE_LEAD,
     MAINTENANCE_WINDOW,
     SPOT_NOTICE_LEAD,
-    event_time,
     iso_time,
 )
 from aioimds.snapshot import Record
 from aioimds.typed.credentials import CredentialsProvider
 from aioimds.typed.metadata import parse_maintenance_events
+from aioimds.wire import format_event_time as event_time
 
 META = "/latest/meta-data/"
 SPOT = META + "spot/instance-action"

@@ -14,6 +14,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from ..wire import MAX_TOKEN_TTL, MIN_TOKEN_TTL
+
 __all__ = ["Counters", "Faults", "PathFault", "TraceEntry"]
 
 
@@ -120,8 +122,8 @@ class Faults:
         _check(self.retry_after is None or self.retry_after >= 0, "retry_after must be >= 0")
         _check_status(self.token_put_status, "token_put_status")
         _check(
-            self.max_token_ttl is None or 1 <= self.max_token_ttl <= 21600,
-            "max_token_ttl must be 1..21600 seconds",
+            self.max_token_ttl is None or MIN_TOKEN_TTL <= self.max_token_ttl <= MAX_TOKEN_TTL,
+            f"max_token_ttl must be {MIN_TOKEN_TTL}..{MAX_TOKEN_TTL} seconds",
         )
         _check(self.revoke_every is None or self.revoke_every > 0, "revoke_every must be > 0")
         _check(

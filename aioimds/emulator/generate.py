@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import json
 
+from .. import catalogue
+from ..paths import ROOT, split_entries
 from ..snapshot import Record, Snapshot
 from .default import default_snapshot
 
 __all__ = ["large_tree"]
 
-_MACS = "/latest/meta-data/network/interfaces/macs/"
+_MACS = ROOT + catalogue.MAC_INTERFACES
 
 
 def _ip(n: int, base: int) -> str:
@@ -23,7 +25,7 @@ def _ip(n: int, base: int) -> str:
 
 def _add_entries(responses: dict[str, Record], listing: str, entries: list[str]) -> None:
     old = responses[listing].body.decode() if listing in responses else ""
-    names = set(filter(None, old.split("\n"))) | set(entries)
+    names = set(split_entries(old)) | set(entries)
     responses[listing] = Record("\n".join(sorted(names)).encode())
 
 
@@ -73,18 +75,18 @@ def large_tree(interfaces: int = 40, associations: int = 40, tags: int = 50) -> 
     responses = dict(default_snapshot().responses)
     macs = [_interface(responses, i, associations) for i in range(interfaces)]
     _add_entries(responses, _MACS, macs)
-    tag_dir = "/latest/meta-data/tags/instance/"
+    tag_dir = ROOT + catalogue.TAGS_INSTANCE
     names = [f"generated-tag-{k:03d}" for k in range(tags)]
     for name in names:
         responses[tag_dir + name] = Record(f"value of {name}".encode())
     _add_entries(responses, tag_dir, names)
     notice = {"action": "terminate", "time": "2026-11-29T12:00:00Z"}
-    responses["/latest/meta-data/spot/instance-action"] = Record(json.dumps(notice).encode())
-    responses["/latest/meta-data/spot/termination-time"] = Record(b"2026-11-29T12:00:00Z")
-    _add_entries(responses, "/latest/meta-data/spot/", ["instance-action", "termination-time"])
-    responses["/latest/meta-data/events/recommendations/rebalance"] = Record(
+    responses[ROOT + catalogue.SPOT_ACTION] = Record(json.dumps(notice).encode())
+    responses[ROOT + catalogue.SPOT_TERMINATION_TIME] = Record(b"2026-11-29T12:00:00Z")
+    _add_entries(responses, ROOT + catalogue.SPOT, ["instance-action", "termination-time"])
+    responses[ROOT + catalogue.REBALANCE] = Record(
         b'{"noticeTime": "2026-11-29T11:58:00Z"}')
     _add_entries(responses, "/latest/meta-data/events/recommendations/", ["rebalance"])
     _add_entries(responses, "/latest/meta-data/events/", ["recommendations/"])
-    _add_entries(responses, "/latest/meta-data/", ["spot/", "events/", "tags/"])
+    _add_entries(responses, ROOT + catalogue.META_DATA, ["spot/", "events/", "tags/"])
     return Snapshot(responses)

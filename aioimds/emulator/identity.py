@@ -19,7 +19,9 @@ from collections.abc import MutableMapping
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING
 
+from .. import catalogue
 from ..errors import IMDSConfigError
+from ..paths import ROOT
 from ..snapshot import Record
 
 if TYPE_CHECKING:
@@ -27,8 +29,8 @@ if TYPE_CHECKING:
 
 __all__ = ["DOCUMENT", "SIGNATURE", "IdentitySigner"]
 
-DOCUMENT = "/latest/dynamic/instance-identity/document"
-SIGNATURE = "/latest/dynamic/instance-identity/signature"
+DOCUMENT = ROOT + catalogue.IDENTITY_DOCUMENT
+SIGNATURE = ROOT + catalogue.IDENTITY_SIGNATURE
 KEY_BITS = 2048
 """The RSA key size of AWS's certificate for the base64-encoded signature."""
 CERTIFICATE_DAYS = 3650

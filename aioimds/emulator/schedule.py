@@ -25,7 +25,10 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol
 
+from .. import catalogue
+from ..paths import ROOT, is_listing, split_entries
 from ..snapshot import Record, Snapshot
+from ..wire import CREDENTIALS_ROTATION_LEAD, format_event_time
 
 __all__ = [
     "CREDENTIAL_DIRECTORIES",
@@ -42,26 +45,23 @@ __all__ = [
     "SPOT_TERMINATION_TIME_PATH",
     "Scheduler",
     "aws_json",
-    "event_time",
     "iso_time",
     "maintenance_event",
     "rotate_credentials_now",
     "set_listed",
 ]
 
-_META = "/latest/meta-data/"
-SPOT_ACTION_PATH = _META + "spot/instance-action"
+SPOT_ACTION_PATH = ROOT + catalogue.SPOT_ACTION
 """``{"action": ..., "time": ...}``; 404 until a spot interruption notice exists."""
-SPOT_TERMINATION_TIME_PATH = _META + "spot/termination-time"
+SPOT_TERMINATION_TIME_PATH = ROOT + catalogue.SPOT_TERMINATION_TIME
 """The older item that carries only the time; present when the action is ``terminate``."""
-REBALANCE_PATH = _META + "events/recommendations/rebalance"
+REBALANCE_PATH = ROOT + catalogue.REBALANCE
 """``{"noticeTime": ...}``; 404 until a rebalance recommendation exists."""
-MAINTENANCE_PATH = _META + "events/maintenance/scheduled"
+MAINTENANCE_PATH = ROOT + catalogue.MAINTENANCE_SCHEDULED
 """A JSON array of the instance's scheduled events (``[]`` when there are none)."""
-LIFECYCLE_STATE_PATH = _META + "autoscaling/target-lifecycle-state"
+LIFECYCLE_STATE_PATH = ROOT + catalogue.LIFECYCLE_STATE
 """The Auto Scaling target lifecycle state as text (``InService``, ``Terminated``, ...)."""
-CREDENTIAL_DIRECTORIES = (_META + "iam/security-credentials/",
-                          _META + "iam/security-credentials-extended/")
+CREDENTIAL_DIRECTORIES = (ROOT + catalogue.CREDENTIALS, ROOT + catalogue.CREDENTIALS_EXTENDED)
 """Where :meth:`Scheduler.rotate_credentials` rewrites the documents of every role either
 lists; the ``-extended`` document (credentials plus ``AccountId``) only when the tree has it."""
 
@@ -75,14 +75,13 @@ MAINTENANCE_NOTICE_LEAD = timedelta(days=7)
 events days ahead (a made-up but plausible week)."""
 MAINTENANCE_WINDOW = timedelta(hours=2)
 """Default ``NotAfter - NotBefore`` of a scheduled event (made up; pass ``not_after``)."""
-CREDENTIAL_OVERLAP = 300.0
-"""Seconds old role credentials stay valid after their replacement appears: EC2 makes new
-credentials available at least five minutes before the old ones expire."""
+CREDENTIAL_OVERLAP = CREDENTIALS_ROTATION_LEAD
+"""Seconds old role credentials stay valid after their replacement appears
+(:data:`aioimds.wire.CREDENTIALS_ROTATION_LEAD`)."""
 DEFAULT_CREDENTIAL_LIFETIME = 21600.0
 """Seconds to ``Expiration`` of credentials rotated once (no ``every``): six hours, what
 instance role credentials typically last."""
 
-_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _KEY_ALPHABET = string.ascii_uppercase + "234567"
 
 
@@ -100,12 +99,6 @@ def iso_time(when: datetime) -> str:
     return when.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def event_time(when: datetime) -> str:
-    """``21 Jan 2019 09:00:43 GMT``: the time format of scheduled events (locale-independent)."""
-    t = when.astimezone(timezone.utc)
-    return f"{t.day:02d} {_MONTHS[t.month - 1]} {t.year} {t:%H:%M:%S} GMT"
-
-
 def aws_json(doc: Any) -> str:
     """JSON laid out as IMDS serves its documents: two-space indent, ``"Key" : value``."""
     return json.dumps(doc, indent=2, separators=(",", " : "))
@@ -119,13 +112,13 @@ def _check_delay(seconds: float, name: str) -> None:
 def _entries(record: Record | None) -> list[str]:
     if record is None or record.status != 200:
         return []
-    return [e for e in record.body.decode("utf-8", "replace").split("\n") if e]
+    return split_entries(record.body.decode("utf-8", "replace"))
 
 
 def _parent(path: str) -> tuple[str, str]:
     """``/a/b/c`` -> (``/a/b/``, ``c``); ``/a/b/`` -> (``/a/``, ``b/``)."""
     head, _, name = path.rstrip("/").rpartition("/")
-    return head + "/", name + ("/" if path.endswith("/") else "")
+    return head + "/", name + ("/" if is_listing(path) else "")
 
 
 def set_listed(target: _Target, path: str, record: Record) -> None:
@@ -341,13 +334,13 @@ def maintenance_event(
     """
     start = not_before or datetime.now(timezone.utc) + MAINTENANCE_NOTICE_LEAD
     event = {
-        "NotBefore": event_time(start),
+        "NotBefore": format_event_time(start),
         "Code": code,
         "Description": description if description is not None else f"scheduled {code}",
         "EventId": event_id or "instance-event-0" + secrets.token_hex(8),
-        "NotAfter": event_time(not_after or start + MAINTENANCE_WINDOW),
+        "NotAfter": format_event_time(not_after or start + MAINTENANCE_WINDOW),
         "State": state,
     }
     if not_before_deadline is not None:
-        event["NotBeforeDeadline"] = event_time(not_before_deadline)
+        event["NotBeforeDeadline"] = format_event_time(not_before_deadline)
     return event

@@ -14,10 +14,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..snapshot import Snapshot
+from ..wire import MAX_TOKEN_TTL, MIN_TOKEN_TTL
 from .faults import Faults
-from .schedule import SPOT_ACTIONS
+from .schedule import CREDENTIAL_OVERLAP, SPOT_ACTIONS
 from .server import Emulator
-from .tokens import MAX_TTL, MIN_TTL
 
 __all__ = [
     "add_serve_arguments",
@@ -87,7 +87,7 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
                         help="never answer the token PUT (a hop limit of 1 in a container)")
     faults.add_argument("--token-put-status", type=_number(100, 599, kind=int), metavar="STATUS",
                         help="answer every token PUT with this HTTP status")
-    faults.add_argument("--max-token-ttl", type=_number(MIN_TTL, MAX_TTL, kind=int),
+    faults.add_argument("--max-token-ttl", type=_number(MIN_TOKEN_TTL, MAX_TOKEN_TTL, kind=int),
                         metavar="SECONDS", help="cap the token TTL the server grants")
     faults.add_argument("--revoke-every", type=_number(0, exclusive=True), metavar="SECONDS",
                         help="revoke every token each SECONDS seconds")
@@ -118,7 +118,8 @@ def _add_schedule_arguments(parser: argparse.ArgumentParser) -> None:
                        metavar="SECONDS", help="new role credentials now and every SECONDS")
     later.add_argument("--credentials-lifetime", type=_number(0, exclusive=True),
                        metavar="SECONDS",
-                       help="seconds to each credential Expiration (default: every + 300)")
+                       help="seconds to each credential Expiration "
+                       f"(default: every + {CREDENTIAL_OVERLAP:g})")
 
 
 def schedule_from_args(emulator: Emulator, args: argparse.Namespace) -> None:

@@ -14,14 +14,9 @@ from collections.abc import Callable, Sequence
 from itertools import islice
 
 from .. import clock
+from ..wire import MAX_TOKEN_TTL, MIN_TOKEN_TTL
 
-__all__ = ["MAX_TOKENS", "MAX_TTL", "MIN_TTL", "TOKEN_BYTES", "TokenStore", "parse_ttl"]
-
-MIN_TTL = 1
-"""Shortest token TTL IMDS grants, in seconds."""
-
-MAX_TTL = 21600
-"""Longest token TTL IMDS grants, in seconds (6 hours)."""
+__all__ = ["MAX_TOKENS", "TOKEN_BYTES", "TokenStore", "parse_ttl"]
 
 MAX_TOKENS = 16_384
 """Most live tokens kept; above 10,000 so a 10,000-PUT burst keeps every token."""
@@ -36,12 +31,12 @@ def parse_ttl(values: Sequence[str]) -> int | None:
     """The TTL of a token PUT from its ``X-aws-ec2-metadata-token-ttl-seconds`` values.
 
     Returns the integer when there is exactly one value made of ASCII digits in
-    :data:`MIN_TTL`..:data:`MAX_TTL`, else ``None`` (the PUT is answered 400).
+    :data:`MIN_TOKEN_TTL`..:data:`MAX_TOKEN_TTL`, else ``None`` (the PUT is answered 400).
     """
     if len(values) != 1 or not _TTL.fullmatch(values[0]):
         return None
     ttl = int(values[0])
-    return ttl if MIN_TTL <= ttl <= MAX_TTL else None
+    return ttl if MIN_TOKEN_TTL <= ttl <= MAX_TOKEN_TTL else None
 
 
 class TokenStore:

@@ -12,11 +12,11 @@ timezone-aware UTC datetimes.
 from __future__ import annotations
 
 import json
-import re
 from datetime import datetime, timezone
 from typing import Any
 
 from ..errors import IMDSResponseError
+from ..wire import parse_event_time
 
 __all__ = [
     "int_leaf",
@@ -30,12 +30,6 @@ __all__ = [
     "req_time",
 ]
 
-_GMT_TIME = re.compile(r"(\d{1,2}) ([A-Z][a-z]{2}) (\d{4}) (\d{2}):(\d{2}):(\d{2}) GMT")
-_MONTHS = {name: n for n, name in enumerate(
-    ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1)}
-"""English month abbreviations, matched without the locale (``%b`` of strptime follows it)."""
-
-
 def _error(path: str, what: str) -> IMDSResponseError:
     return IMDSResponseError(what, path=path, status=200)
 
@@ -48,13 +42,10 @@ def parse_time(value: str, path: str, field: str) -> datetime:
     Raises: :class:`~aioimds.IMDSResponseError` naming ``path`` and ``field``.
     """
     text = value.strip()
-    match = _GMT_TIME.fullmatch(text)
     try:
-        if match is not None:
-            day, month, year, hh, mm, ss = match.groups()
-            # An unknown month gives 0, which datetime() refuses like any bad field.
-            return datetime(int(year), _MONTHS.get(month, 0), int(day), int(hh), int(mm),
-                            int(ss), tzinfo=timezone.utc)
+        event_time = parse_event_time(text)
+        if event_time is not None:
+            return event_time
         if text[-1:] in ("Z", "z"):
             text = text[:-1] + "+00:00"
         when = datetime.fromisoformat(text)
@@ -133,7 +124,7 @@ def opt_time(doc: dict[str, Any], key: str, path: str) -> datetime | None:
 
 
 def int_leaf(text: str, path: str) -> int:
-    """A leaf holding a decimal integer (``ami-launch-index`` answers ``0``: C08).
+    """A leaf holding a decimal integer (``ami-launch-index`` answers ``0``: amazon.aws #1134).
 
     Raises: :class:`~aioimds.IMDSResponseError` naming ``path`` when it is not one.
     """

@@ -40,9 +40,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
+from ..catalogue import CREDENTIALS, CREDENTIALS_EXTENDED
 from ..errors import IMDSCredentialsError, IMDSError, IMDSNotFoundError
 from ..paths import request_path
-from ..wire import REDACTED
+from ..wire import CREDENTIALS_ROTATION_LEAD, REDACTED
 from . import _fields as f
 from ._fetch import Source, optional_text
 
@@ -57,15 +58,14 @@ __all__ = [
 
 _log = logging.getLogger("aioimds.credentials")
 
-CREDENTIALS_REFRESH_MARGIN = timedelta(minutes=5)
-"""Refresh this long before ``Expiration``: AWS makes new role credentials available at least
-five minutes before the old ones expire (EC2 user guide)."""
+CREDENTIALS_REFRESH_MARGIN = timedelta(seconds=CREDENTIALS_ROTATION_LEAD)
+"""Refresh this long before ``Expiration`` (5 minutes): AWS makes new role credentials
+available at least that long before the old ones expire
+(:data:`aioimds.wire.CREDENTIALS_ROTATION_LEAD`, EC2 user guide)."""
 CREDENTIALS_RETRY_INTERVAL = timedelta(seconds=30)
 """After a failed refresh, with valid credentials still cached, wait this long before the next
 try: about ten tries fit in the refresh margin, few enough not to add to a throttled IMDS."""
 
-ROLES = "meta-data/iam/security-credentials/"
-EXTENDED = "meta-data/iam/security-credentials-extended/"
 
 
 @dataclass(frozen=True, repr=False)
@@ -191,7 +191,7 @@ class CredentialsProvider:
             creds = await self._fetch()
             if creds.expiration <= now:  # an expired answer is a failed refresh too
                 raise IMDSCredentialsError("the role credentials served have expired",
-                                           path=request_path(ROLES + creds.role_name))
+                                           path=request_path(CREDENTIALS + creds.role_name))
         except IMDSError as exc:
             if cached is None or now >= cached.expiration:
                 raise
@@ -209,17 +209,17 @@ class CredentialsProvider:
     async def _fetch(self) -> RoleCredentials:
         """One read: the role name, then the extended document or, on 404, the legacy one."""
         try:
-            roles = await self._imds.list(ROLES)
+            roles = await self._imds.list(CREDENTIALS)
         except IMDSNotFoundError as exc:
             raise IMDSCredentialsError("no IAM role is attached to this instance (404)",
                                        path=exc.path, status=404) from exc
         if not roles:
             raise IMDSCredentialsError("no IAM role is attached to this instance (empty "
-                                       "listing)", path=request_path(ROLES), status=200)
+                                       "listing)", path=request_path(CREDENTIALS), status=200)
         role = roles[0].rstrip("/")
-        for listing in (EXTENDED, ROLES):
+        for listing in (CREDENTIALS_EXTENDED, CREDENTIALS):
             text = await optional_text(self._imds, listing + role)
             if text is not None:
                 return parse_role_credentials(text, request_path(listing + role), role)
         raise IMDSCredentialsError(f"the credentials of role {role!r} are absent (404)",
-                                   path=request_path(ROLES + role), status=404)
+                                   path=request_path(CREDENTIALS + role), status=404)

@@ -8,7 +8,7 @@ Each parser takes the leaf's text and its request path and raises
 :class:`MetadataViews` gives :class:`~aioimds.IMDSClient` one coroutine per common view. They
 are thin: each one calls the client's ``get``/``get_bytes``/``list``, never a second HTTP
 path. What the service answers 404 for (``public-ipv4`` on a private instance, no spot notice,
-no role) is ``None``, ``{}`` or ``[]``, never an exception, and is not logged (C31).
+no role) is ``None``, ``{}`` or ``[]``, never an exception, and is not logged (vector #8677).
 """
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ import asyncio
 from dataclasses import dataclass
 from datetime import datetime
 
+from .. import catalogue as c
 from ..errors import IMDSIdentityError, IMDSNotFoundError, IMDSResponseError
-from ..paths import request_path
+from ..paths import key_entry, request_path
 from . import _fields as f
 from ._fetch import Source, gather_all, optional_entries, optional_text
 from .identity import verify_identity_document
@@ -40,11 +41,8 @@ __all__ = [
     "parse_spot_instance_action",
 ]
 
-MD = "meta-data/"
-DOCUMENT = "dynamic/instance-identity/document"
-SIGNATURE = "dynamic/instance-identity/signature"
-"""The base64 RSA PKCS#1 v1.5 SHA-256 signature of the document (EC2 user guide, "Verify the
-instance identity document", option 2); ``pkcs7`` is DSA/SHA-1 and ``rsa2048`` is PKCS7."""
+DOCUMENT = c.IDENTITY_DOCUMENT
+SIGNATURE = c.IDENTITY_SIGNATURE
 
 
 @dataclass(frozen=True)
@@ -189,8 +187,8 @@ def parse_rebalance_recommendation(text: str, path: str) -> RebalanceRecommendat
 
 def parse_maintenance_events(text: str, path: str) -> list[MaintenanceEvent]:
     """Parse ``events/maintenance/scheduled`` or ``history``: a JSON array (``[]`` is ``[]``,
-    C08) of objects with ``Code``, ``Description``, ``EventId``, ``State`` and the times
-    ``NotBefore``, ``NotAfter``, ``NotBeforeDeadline`` (``21 Jan 2019 09:00:43 GMT``).
+    amazon.aws #1134) of objects with ``Code``, ``Description``, ``EventId``, ``State`` and the
+    times ``NotBefore``, ``NotAfter``, ``NotBeforeDeadline`` (``21 Jan 2019 09:00:43 GMT``).
 
     Raises: :class:`~aioimds.IMDSResponseError` naming ``path``.
     """
@@ -212,8 +210,8 @@ def parse_maintenance_events(text: str, path: str) -> list[MaintenanceEvent]:
 
 
 def _key_index(entry: str, listing: str) -> tuple[str, str]:
-    """``0=my-key`` -> ``("0", "my-key")`` (C09); the index must be a decimal number."""
-    index, _, name = entry.partition("=")
+    """``0=my-key`` -> ``("0", "my-key")`` (amazon.aws #942); the index must be a decimal number."""
+    index, name = key_entry(entry) or (entry, "")
     if not (index.isascii() and index.isdigit()):
         raise IMDSResponseError(f"public key entry {entry!r} has no numeric index",
                                 path=request_path(listing), status=200)
@@ -239,36 +237,36 @@ class MetadataViews:
 
     async def region(self) -> str | None:
         """The Region, ``meta-data/placement/region`` (``"ap-northeast-1"``)."""
-        return await self._scalar(MD + "placement/region")
+        return await self._scalar(c.REGION)
 
     async def availability_zone(self) -> str | None:
         """The Availability Zone, ``meta-data/placement/availability-zone``."""
-        return await self._scalar(MD + "placement/availability-zone")
+        return await self._scalar(c.AVAILABILITY_ZONE)
 
     async def instance_id(self) -> str | None:
         """The instance ID, ``meta-data/instance-id`` (``"i-0123456789abcdef0"``)."""
-        return await self._scalar(MD + "instance-id")
+        return await self._scalar(c.INSTANCE_ID)
 
     async def instance_type(self) -> str | None:
         """The instance type, ``meta-data/instance-type`` (``"t3.micro"``)."""
-        return await self._scalar(MD + "instance-type")
+        return await self._scalar(c.INSTANCE_TYPE)
 
     async def public_ipv4(self) -> str | None:
-        """``meta-data/public-ipv4``; ``None`` on an instance without one (C31)."""
-        return await self._scalar(MD + "public-ipv4")
+        """``meta-data/public-ipv4``; ``None`` on an instance without one (vector #8677)."""
+        return await self._scalar(c.PUBLIC_IPV4)
 
     async def local_ipv4(self) -> str | None:
         """The primary private IPv4 address, ``meta-data/local-ipv4``."""
-        return await self._scalar(MD + "local-ipv4")
+        return await self._scalar(c.LOCAL_IPV4)
 
     async def target_lifecycle_state(self) -> str | None:
         """The Auto Scaling target lifecycle state (``"InService"``, ``"Terminated"``, ...),
         ``meta-data/autoscaling/target-lifecycle-state``; ``None`` outside Auto Scaling."""
-        return await self._scalar(MD + "autoscaling/target-lifecycle-state")
+        return await self._scalar(c.LIFECYCLE_STATE)
 
     async def ami_launch_index(self) -> int | None:
-        """``meta-data/ami-launch-index`` as an int (``"0"`` -> ``0``, C08)."""
-        path = MD + "ami-launch-index"
+        """``meta-data/ami-launch-index`` as an int (``"0"`` -> ``0``, amazon.aws #1134)."""
+        path = c.AMI_LAUNCH_INDEX
         text = await optional_text(self._source, path)
         return None if text is None else f.int_leaf(text, request_path(path))
 
@@ -305,16 +303,16 @@ class MetadataViews:
         """The ``meta-data/placement/`` category; absent leaves are ``None``."""
         names = ("availability-zone", "availability-zone-id", "region", "group-name",
                  "host-id", "partition-number")
-        values = await gather_all(self._scalar(MD + "placement/" + n) for n in names)
+        values = await gather_all(self._scalar(c.PLACEMENT + n) for n in names)
         zone, zone_id, region, group, host, partition = values
         number = None if partition is None else f.int_leaf(
-            partition, request_path(MD + "placement/partition-number"))
+            partition, request_path(c.PLACEMENT + "partition-number"))
         return Placement(availability_zone=zone, availability_zone_id=zone_id, region=region,
                          group_name=group, host_id=host, partition_number=number)
 
     async def iam_info(self) -> IAMInfo | None:
         """``meta-data/iam/info``; ``None`` when no IAM role is attached."""
-        path = MD + "iam/info"
+        path = c.IAM_INFO
         text = await optional_text(self._source, path)
         return None if text is None else parse_iam_info(text, request_path(path))
 
@@ -325,8 +323,9 @@ class MetadataViews:
 
     async def public_keys(self) -> dict[str, str]:
         """Public keys by name: ``public-keys/`` lists ``0=my-key`` and the key is at
-        ``public-keys/0/openssh-key`` (C09); the key's surrounding whitespace is stripped."""
-        listing = MD + "public-keys/"
+        ``public-keys/0/openssh-key`` (amazon.aws #942); the key's surrounding whitespace is
+        stripped."""
+        listing = c.PUBLIC_KEYS
         entries = await optional_entries(self._source, listing)
         keys = [_key_index(entry, listing) for entry in entries]
         bodies = await gather_all(optional_text(self._source, f"{listing}{index}/openssh-key")
@@ -336,8 +335,9 @@ class MetadataViews:
 
     async def tags(self) -> dict[str, str]:
         """Instance tags, ``meta-data/tags/instance/`` (when tags in metadata are enabled):
-        exact keys (``= , + @ : .`` and spaces kept, C11), values exactly as served."""
-        listing = MD + "tags/instance/"
+        exact keys (``= , + @ : .`` and spaces kept, amazon.aws PR #3038), values exactly as
+        served."""
+        listing = c.TAGS_INSTANCE
         keys = await optional_entries(self._source, listing)
         for key in keys:
             if "/" in key:
@@ -349,24 +349,25 @@ class MetadataViews:
     async def spot_instance_action(self) -> SpotInstanceAction | None:
         """The pending spot interruption, ``meta-data/spot/instance-action``; ``None`` until
         a notice exists."""
-        path = MD + "spot/instance-action"
+        path = c.SPOT_ACTION
         text = await optional_text(self._source, path)
         return None if text is None else parse_spot_instance_action(text, request_path(path))
 
     async def rebalance_recommendation(self) -> RebalanceRecommendation | None:
         """``meta-data/events/recommendations/rebalance``; ``None`` until one is made."""
-        path = MD + "events/recommendations/rebalance"
+        path = c.REBALANCE
         text = await optional_text(self._source, path)
         return (None if text is None
                 else parse_rebalance_recommendation(text, request_path(path)))
 
     async def scheduled_maintenance_events(self) -> list[MaintenanceEvent]:
-        """``meta-data/events/maintenance/scheduled``; ``[]`` when none (C08) or absent."""
-        return await self._events(MD + "events/maintenance/scheduled")
+        """``meta-data/events/maintenance/scheduled``; ``[]`` when none (amazon.aws #1134) or
+        absent."""
+        return await self._events(c.MAINTENANCE_SCHEDULED)
 
     async def past_maintenance_events(self) -> list[MaintenanceEvent]:
         """``meta-data/events/maintenance/history`` (completed or canceled events)."""
-        return await self._events(MD + "events/maintenance/history")
+        return await self._events(c.MAINTENANCE_HISTORY)
 
     # -- helpers -------------------------------------------------------------------------
 

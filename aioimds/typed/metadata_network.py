@@ -13,13 +13,13 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..paths import request_path
+from ..catalogue import MAC_INTERFACES
+from ..paths import is_listing, request_path
 from ._fetch import Source, gather_all, optional_entries, optional_text
 from ._fields import int_leaf
 
 __all__ = ["NetworkInterface", "fetch_network_interfaces"]
 
-MACS = "meta-data/network/interfaces/macs/"
 ASSOCIATIONS = "ipv4-associations/"
 
 _ONE, _LINES, _INT = "one", "lines", "int"
@@ -84,13 +84,13 @@ async def fetch_network_interfaces(source: Source) -> dict[str, NetworkInterface
     Raises: :class:`~aioimds.IMDSResponseError` naming the path of a malformed leaf (an
     ``int`` leaf that is not a number), and the other errors of ``source.get``.
     """
-    macs = [entry.rstrip("/") for entry in await optional_entries(source, MACS)]
+    macs = [entry.rstrip("/") for entry in await optional_entries(source, MAC_INTERFACES)]
     views = await gather_all(_interface(source, mac) for mac in macs)
     return dict(zip(macs, views, strict=True))
 
 
 async def _interface(source: Source, mac: str) -> NetworkInterface:
-    base = f"{MACS}{mac}/"
+    base = f"{MAC_INTERFACES}{mac}/"
     entries = await optional_entries(source, base)
     known = [(e, _LEAVES[e.replace("_", "-")]) for e in entries
              if e.replace("_", "-") in _LEAVES]
@@ -120,7 +120,7 @@ async def _associations(source: Source, base: str, *, listed: bool) -> dict[str,
         return {}
     listing = base + ASSOCIATIONS
     publics = [entry for entry in await optional_entries(source, listing)
-               if not entry.endswith("/")]
+               if not is_listing(entry)]
     privates = await gather_all(optional_text(source, listing + ip) for ip in publics)
     return {ip: private.strip() for ip, private in zip(publics, privates, strict=True)
             if private is not None}

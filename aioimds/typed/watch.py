@@ -29,6 +29,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Generic, TypeVar
 
+from .. import catalogue as c
 from ..errors import IMDSDisabledError, IMDSError
 from .metadata import (
     MaintenanceEvent,
@@ -63,10 +64,6 @@ LIFECYCLE_INTERVAL = 5.0
 """Seconds between lifecycle-state polls: a termination lifecycle hook gives the instance
 limited time to finish its work, so react within seconds, like a spot notice."""
 
-SPOT_PATH = "meta-data/spot/instance-action"
-REBALANCE_PATH = "meta-data/events/recommendations/rebalance"
-MAINTENANCE_PATH = "meta-data/events/maintenance/scheduled"
-LIFECYCLE_PATH = "meta-data/autoscaling/target-lifecycle-state"
 
 _log = logging.getLogger("aioimds.watch")
 
@@ -176,7 +173,7 @@ def watch_spot_interruption(imds: MetadataViews, *,
     See "Spot Instance interruption notices" in the EC2 user guide.
     """
     return Watcher(_present(imds.spot_instance_action), _identity, interval=interval,
-                   what=SPOT_PATH)
+                   what=c.SPOT_ACTION)
 
 
 def watch_rebalance_recommendation(
@@ -186,7 +183,7 @@ def watch_rebalance_recommendation(
     once (a new ``noticeTime`` is a new recommendation); ``interval`` in seconds
     (:data:`REBALANCE_INTERVAL`). See "EC2 instance rebalance recommendations"."""
     return Watcher(_present(imds.rebalance_recommendation), _identity, interval=interval,
-                   what=REBALANCE_PATH)
+                   what=c.REBALANCE)
 
 
 def watch_maintenance_events(
@@ -196,7 +193,7 @@ def watch_maintenance_events(
     ``EventId`` appears, whatever its state; ``interval`` in seconds
     (:data:`MAINTENANCE_INTERVAL`). See "Scheduled events for your instances"."""
     return Watcher(imds.scheduled_maintenance_events, lambda event: event.event_id,
-                   interval=interval, what=MAINTENANCE_PATH)
+                   interval=interval, what=c.MAINTENANCE_SCHEDULED)
 
 
 def watch_target_lifecycle_state(imds: MetadataViews, *,
@@ -207,4 +204,4 @@ def watch_target_lifecycle_state(imds: MetadataViews, *,
     ``interval`` in seconds (:data:`LIFECYCLE_INTERVAL`). See "Retrieve the target lifecycle
     state through instance metadata" in the Amazon EC2 Auto Scaling user guide."""
     return Watcher(_present(imds.target_lifecycle_state), _identity, interval=interval,
-                   what=LIFECYCLE_PATH, changes=True)
+                   what=c.LIFECYCLE_STATE, changes=True)
