@@ -109,10 +109,12 @@ async def test_hold_token_put_never_answers_and_stop_releases_it(http) -> None:
     await emu.start()
     before = asyncio.all_tasks()
     timeout = aiohttp.ClientTimeout(total=0.2)
-    with pytest.raises(asyncio.TimeoutError):  # C02/C03: the hop limit of 1
+    # The hop limit of 1 (elastic-ci-stack-for-aws #857, aws-c-auth #182).
+    with pytest.raises(asyncio.TimeoutError):
         async with http.put(emu.url + TOKEN_PATH, headers={TTL_H: "9"}, timeout=timeout):
             pass
-    assert (await get(http, emu, REGION, None)).status == 200  # C03: IMDSv1 still answers
+    # IMDSv1 still answers (aws-c-auth #182).
+    assert (await get(http, emu, REGION, None)).status == 200
     put = f"PUT {TOKEN_PATH} HTTP/1.1\r\nHost: x\r\n{TTL_H}: 60\r\n\r\n".encode()
     held = asyncio.ensure_future(raw(emu, put))
     slow = asyncio.ensure_future(raw(emu, b"GET /latest/ HTTP/1.1\r\nHost: x\r\n\r\n"))
@@ -128,7 +130,7 @@ async def test_hold_token_put_never_answers_and_stop_releases_it(http) -> None:
     assert asyncio.all_tasks() <= before
 
 
-async def test_path_fault_delays_only_the_first_request(http) -> None:  # C01
+async def test_path_fault_delays_only_the_first_request(http) -> None:  # botocore #1791
     path = "/latest/meta-data/iam/security-credentials/"
     fault = PathFault(path, delay=0.3)
     async with Emulator(tokens="optional", faults=Faults(path_faults=[fault])) as emu:

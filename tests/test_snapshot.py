@@ -114,7 +114,7 @@ def test_nested_view() -> None:
     assert view["meta-data"]["ami-launch-index"] == "0"
     assert view["meta-data"]["public-keys"]["0=my-key"]["openssh-key"] == (
         "ssh-ed25519 AAAA my-key\n")
-    assert "public-ipv4" not in view["meta-data"]  # a 404 is absent (C31)
+    assert "public-ipv4" not in view["meta-data"]  # a 404 is absent (vector #8677)
     assert view["meta-data"]["tags"]["instance"] == {"my tag": "[1]", "x:y": ""}
     assert view["dynamic"]["instance-identity"]["document"] == {"region": "ap-northeast-1"}
     assert view["meta-data"]["iam"]["security-credentials"]["role"]["AccessKeyId"] == (

@@ -1,4 +1,4 @@
-"""Real-world failures of other IMDS clients, replayed (../shared/cases/real-world-bugs.md)."""
+"""Real-world failures of other IMDS clients, replayed; each test names the upstream report."""
 
 from __future__ import annotations
 

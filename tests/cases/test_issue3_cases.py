@@ -1,4 +1,5 @@
-"""Resilience cases of ../shared/cases/real-world-bugs.md replayed against the emulator."""
+"""Resilience failures of other IMDS clients replayed against the emulator; each test names the
+upstream report."""
 
 from __future__ import annotations
 
@@ -62,6 +63,7 @@ async def test_held_put_falls_back_to_imdsv1_within_the_timeout(case: str) -> No
 
 
 async def test_c03_held_put_with_v1_disabled_is_a_clear_error() -> None:
+    """aws-c-auth #182: PUT held forever; with IMDSv1 disabled, a clear error, no GET."""
     async with Emulator(tokens="optional", faults=Faults(hold_token_put=True)) as emu:
         async with IMDSClient(endpoint=emu.url, timeout=0.3, v1_disabled=True) as imds:
             with pytest.raises(IMDSTokenTimeoutError, match="IMDSv1 fallback is disabled"):
@@ -220,7 +222,8 @@ async def test_typed_views_fetching_many_leaves_at_once_ride_out_a_throttle() ->
 
 
 async def test_c06_with_c21_a_throttled_dump_survives_token_refreshes() -> None:
-    """A throttled service and a short token: the re-PUTs are paced with the crawl."""
+    """amazon.aws #2205 with OpenStudio-workflow-gem #5: a throttled service and a short token:
+    the re-PUTs are paced with the crawl."""
     async with Emulator(faults=Faults(throttle_rps=50, max_token_ttl=1)) as emu:
         async with IMDSClient(endpoint=emu.url) as imds:
             assert await imds.dump() == emu.snapshot.subtree()

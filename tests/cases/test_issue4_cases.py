@@ -1,5 +1,5 @@
-"""Cases of ../shared/cases/real-world-bugs.md replayed through the typed views and the
-credentials provider, against the emulator."""
+"""Real-world failures of other IMDS clients replayed through the typed views and the
+credentials provider, against the emulator; each test names the upstream report."""
 
 from __future__ import annotations
 
