@@ -27,8 +27,10 @@ from .errors import (
 )
 from .snapshot import Record, Snapshot
 from .typed import (
+    CREDENTIALS_MIN_REFRESH_INTERVAL,
     CREDENTIALS_REFRESH_MARGIN,
     CREDENTIALS_RETRY_INTERVAL,
+    CREDENTIALS_RETRY_JITTER,
     CredentialsProvider,
     IAMInfo,
     IdentityDocument,
@@ -48,8 +50,10 @@ from .typed import (
 )
 
 __all__ = [
+    "CREDENTIALS_MIN_REFRESH_INTERVAL",
     "CREDENTIALS_REFRESH_MARGIN",
     "CREDENTIALS_RETRY_INTERVAL",
+    "CREDENTIALS_RETRY_JITTER",
     "CrawlResult",
     "CredentialsProvider",
     "IAMInfo",

@@ -11,8 +11,10 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from aioimds import (
+    CREDENTIALS_MIN_REFRESH_INTERVAL,
     CREDENTIALS_REFRESH_MARGIN,
     CREDENTIALS_RETRY_INTERVAL,
+    CREDENTIALS_RETRY_JITTER,
     CredentialsProvider,
     IMDSClient,
     IMDSCredentialsError,
@@ -56,7 +58,9 @@ def gets(emu: Emulator, path: str) -> int:
 
 def test_constants_are_the_documented_values() -> None:
     assert CREDENTIALS_REFRESH_MARGIN.total_seconds() == 5 * 60
-    assert CREDENTIALS_RETRY_INTERVAL.total_seconds() == 30
+    assert CREDENTIALS_RETRY_INTERVAL.total_seconds() == 5 * 60
+    assert CREDENTIALS_RETRY_JITTER.total_seconds() == 5 * 60
+    assert CREDENTIALS_MIN_REFRESH_INTERVAL.total_seconds() == 30
 
 
 async def test_legacy_document_is_read_after_a_404_on_the_extended_one() -> None:
@@ -85,8 +89,7 @@ async def test_extended_document_is_preferred() -> None:
     ({ROLES: None}, "no IAM role is attached", 404),
     ({ROLES: ""}, "no IAM role is attached", 200),
     ({ROLES + ROLE: None}, r"are absent \(404\)", 404),
-    ({ROLES + ROLE: document(1, T0 - timedelta(hours=2))}, "have expired", None),
-], ids=["code-not-success", "no-role", "empty-listing", "no-document", "expired"])
+], ids=["code-not-success", "no-role", "empty-listing", "no-document"])
 async def test_credentials_errors_without_a_cache(
     setup: dict[str, str | None], message: str, status: int | None
 ) -> None:
@@ -102,7 +105,7 @@ async def test_credentials_errors_without_a_cache(
     assert not any(secret in str(info.value) for secret in SECRETS)
 
 
-async def test_cached_until_the_margin_then_refreshed() -> None:
+async def test_cached_until_the_margin_then_refreshed_in_the_background() -> None:
     clock = Clock(T0 - timedelta(hours=1))
     expires = T0
     async with Emulator() as emu, IMDSClient(endpoint=emu.url) as imds:
@@ -112,24 +115,44 @@ async def test_cached_until_the_margin_then_refreshed() -> None:
         emu.set_leaf(ROLES + ROLE, document(2, expires + timedelta(hours=1)))  # rotated
         clock.now = expires - CREDENTIALS_REFRESH_MARGIN - timedelta(seconds=1)
         assert (await provider.get()).access_key_id == "ASIAKEY1"
+        await provider.wait_for_refresh()
         assert gets(emu, ROLES + ROLE) == 1  # served from the cache
         clock.now = expires - CREDENTIALS_REFRESH_MARGIN
+        assert (await provider.get()).access_key_id == "ASIAKEY1"  # still valid: at once
+        await provider.wait_for_refresh()
         fresh = await provider.get()
     assert (fresh.access_key_id, fresh.expiration) == ("ASIAKEY2", expires + timedelta(hours=1))
     assert gets(emu, ROLES + ROLE) == 2
 
 
-async def test_same_credentials_inside_the_margin_are_kept_and_retried_later() -> None:
+async def test_same_credentials_inside_the_margin_are_kept_and_read_again_later() -> None:
     """AWS rotates at least five minutes ahead; until it has, the refresh finds the old ones."""
     clock = Clock(T0 - CREDENTIALS_REFRESH_MARGIN + timedelta(seconds=1))
     async with Emulator() as emu, IMDSClient(endpoint=emu.url) as imds:
-        provider = CredentialsProvider(imds, clock=clock)
-        await provider.get()
-        await provider.get()
-        assert gets(emu, ROLES + ROLE) == 1  # not one fetch per call
-        clock.now += CREDENTIALS_RETRY_INTERVAL
-        await provider.get()
+        async with CredentialsProvider(imds, clock=clock) as provider:
+            await provider.get()
+            await provider.get()
+            await provider.wait_for_refresh()
+            assert gets(emu, ROLES + ROLE) == 1  # not one fetch per call
+            clock.now += CREDENTIALS_MIN_REFRESH_INTERVAL
+            await provider.get()
+            await provider.wait_for_refresh()
     assert gets(emu, ROLES + ROLE) == 2
+
+
+async def test_a_background_refresh_is_cancelled_on_close() -> None:
+    clock = Clock(T0 - timedelta(hours=1))
+    async with Emulator() as emu, IMDSClient(endpoint=emu.url) as imds:
+        emu.set_leaf(ROLES + ROLE, document(1, T0))
+        async with CredentialsProvider(imds, clock=clock) as provider:
+            await provider.get()
+            emu.faults.latency = 30.0  # the refresh would hang on
+            clock.now = T0 - timedelta(minutes=1)
+            assert (await provider.get()).access_key_id == "ASIAKEY1"
+            task = provider._background
+            assert task is not None and not task.done()
+        assert task.cancelled()
+        emu.faults.latency = 0.0
 
 
 async def test_concurrent_callers_share_one_fetch() -> None:
@@ -140,33 +163,56 @@ async def test_concurrent_callers_share_one_fetch() -> None:
     assert (gets(emu, ROLES), gets(emu, EXTENDED + ROLE), gets(emu, ROLES + ROLE)) == (1, 1, 1)
 
 
-async def test_static_stability_serves_valid_cached_credentials_when_refresh_fails(
+async def test_static_stability_keeps_the_last_good_credentials_when_refresh_fails(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG)
     clock = Clock(T0 - timedelta(hours=1))
     async with Emulator() as emu, IMDSClient(endpoint=emu.url, attempts=1) as imds:
         emu.set_leaf(ROLES + ROLE, document(1, T0))
-        provider = CredentialsProvider(imds, clock=clock)
+        provider = CredentialsProvider(imds, clock=clock, rand=lambda: 0.5)
         cached = await provider.get()
         emu.set_response(ROLES + ROLE, Record(b"", 500))
         clock.now = T0 - timedelta(minutes=2)  # due for refresh, still valid
-        assert await provider.get() is cached
-        assert await provider.get() is cached
+        assert await provider.get() is cached  # at once; the refresh fails in the background
+        await provider.wait_for_refresh()
+        kept = await provider.get()
+        next_try = clock.now + CREDENTIALS_RETRY_INTERVAL + CREDENTIALS_RETRY_JITTER / 2
+        assert kept.access_key_id == "ASIAKEY1" and kept.expiration == next_try
+        assert kept.original_expiration == T0 and kept.extended
+        clock.now = T0 + timedelta(minutes=1)  # past Expiration, before the next try
+        assert await provider.get() is kept
         assert gets(emu, ROLES + ROLE) == 2  # the failed try is not repeated at once
-        clock.now += CREDENTIALS_RETRY_INTERVAL
-        assert await provider.get() is cached
+        clock.now = next_try
+        again = await provider.get()  # nothing valid left: awaited, fails, kept again
+        assert again.access_key_id == "ASIAKEY1" and again.original_expiration == T0
         assert gets(emu, ROLES + ROLE) == 3
-        clock.now = T0  # expired: nothing valid to serve
-        with pytest.raises(IMDSHTTPError) as info:
-            await provider.get()
         emu.set_leaf(ROLES + ROLE, document(2, T0 + timedelta(hours=6)))
-        assert (await provider.get()).access_key_id == "ASIAKEY2"  # recovers
+        clock.now = again.expiration
+        fresh = await provider.get()  # recovers
+    assert fresh.access_key_id == "ASIAKEY2" and not fresh.extended
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
-    assert len(warnings) == 2 and "serving the cached" in warnings[0].getMessage()
-    assert info.value.status == 500
+    assert len(warnings) == 2 and "serving the credentials" in warnings[0].getMessage()
+    assert "500" in warnings[0].getMessage()
     logged = caplog.text + "".join(r.getMessage() for r in caplog.records)
     assert not any(secret in logged for secret in SECRETS)
+
+
+async def test_an_error_without_any_credentials_is_raised() -> None:
+    async with Emulator() as emu, IMDSClient(endpoint=emu.url, attempts=1) as imds:
+        emu.set_response(ROLES + ROLE, Record(b"", 500))
+        with pytest.raises(IMDSHTTPError) as info:
+            await CredentialsProvider(imds, clock=Clock(T0 - timedelta(hours=1))).get()
+    assert info.value.status == 500
+
+
+def test_extended_credentials_say_so_in_their_repr() -> None:
+    creds = RoleCredentials("ASIAKEY1", SECRETS[0], SECRETS[1], T0 + timedelta(minutes=7),
+                            ROLE, original_expiration=T0)
+    assert creds.extended and creds.served_expiration == T0
+    assert "extended from '2030-01-01T00:00:00+00:00'" in repr(creds)
+    assert not any(secret in repr(creds) for secret in SECRETS)
+    assert not RoleCredentials("A", "s", "t", T0, ROLE).extended
 
 
 def test_secrets_never_show_in_repr_or_str() -> None:

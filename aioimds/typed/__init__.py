@@ -11,8 +11,10 @@ imports nothing of ``aioimds.client`` (the client imports it and inherits
 from ._fetch import Source
 from ._fields import parse_json
 from .credentials import (
+    CREDENTIALS_MIN_REFRESH_INTERVAL,
     CREDENTIALS_REFRESH_MARGIN,
     CREDENTIALS_RETRY_INTERVAL,
+    CREDENTIALS_RETRY_JITTER,
     CredentialsProvider,
     RoleCredentials,
     as_botocore_metadata,
@@ -41,8 +43,10 @@ from .watch import (
 )
 
 __all__ = [
+    "CREDENTIALS_MIN_REFRESH_INTERVAL",
     "CREDENTIALS_REFRESH_MARGIN",
     "CREDENTIALS_RETRY_INTERVAL",
+    "CREDENTIALS_RETRY_JITTER",
     "LIFECYCLE_INTERVAL",
     "MAINTENANCE_INTERVAL",
     "REBALANCE_INTERVAL",

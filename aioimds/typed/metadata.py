@@ -9,6 +9,8 @@ Each parser takes the leaf's text and its request path and raises
 are thin: each one calls the client's ``get``/``get_bytes``/``list``, never a second HTTP
 path. What the service answers 404 for (``public-ipv4`` on a private instance, no spot notice,
 no role) is ``None``, ``{}`` or ``[]``, never an exception, and is not logged (vector #8677).
+The one exception to "not logged" is tags in metadata switched off, a setting of the instance
+the reader may want to change: :meth:`MetadataViews.tags` logs that once.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from . import _fields as f
 from ._fetch import Source, gather_all, optional_entries, optional_text
 from .identity import verify_identity_document
 from .metadata_network import NetworkInterface, fetch_network_interfaces
+from .metadata_tags import TagsReader
 
 __all__ = [
     "IAMInfo",
@@ -234,6 +237,7 @@ class MetadataViews:
 
     def __init__(self, source: Source) -> None:
         self._source = source
+        self._tags = TagsReader(source)
 
     async def region(self) -> str | None:
         """The Region, ``meta-data/placement/region`` (``"ap-northeast-1"``)."""
@@ -333,18 +337,15 @@ class MetadataViews:
         return {name: body.strip() for (_, name), body in zip(keys, bodies, strict=True)
                 if body is not None}
 
-    async def tags(self) -> dict[str, str]:
-        """Instance tags, ``meta-data/tags/instance/`` (when tags in metadata are enabled):
-        exact keys (``= , + @ : .`` and spaces kept, amazon.aws PR #3038), values exactly as
-        served."""
-        listing = c.TAGS_INSTANCE
-        keys = await optional_entries(self._source, listing)
-        for key in keys:
-            if "/" in key:
-                raise IMDSResponseError(f"tag key {key!r} holds a '/'",
-                                        path=request_path(listing), status=200)
-        values = await gather_all(optional_text(self._source, listing + key) for key in keys)
-        return {k: v for k, v in zip(keys, values, strict=True) if v is not None}
+    async def tags(self) -> dict[str, str] | None:
+        """Instance tags, ``meta-data/tags/instance/``: exact keys (``= , + @ : .`` and spaces
+        kept, amazon.aws PR #3038), values exactly as served (an empty value is ``""``).
+
+        ``None`` when tags in metadata are not enabled on the instance (the listing answers
+        404), ``{}`` when the instance has none; each is logged once, not on every call (see
+        :mod:`aioimds.typed.metadata_tags`).
+        """
+        return await self._tags.read()
 
     async def spot_instance_action(self) -> SpotInstanceAction | None:
         """The pending spot interruption, ``meta-data/spot/instance-action``; ``None`` until
@@ -368,6 +369,12 @@ class MetadataViews:
     async def past_maintenance_events(self) -> list[MaintenanceEvent]:
         """``meta-data/events/maintenance/history`` (completed or canceled events)."""
         return await self._events(c.MAINTENANCE_HISTORY)
+
+    async def user_data(self) -> bytes | None:
+        """``user-data`` exactly as served: any bytes up to 16 KiB (a gzip archive, text that
+        looks like base64, ``b""`` when empty), never decoded; ``None`` when the instance has
+        none (404)."""
+        return await self._optional_bytes(c.USER_DATA)
 
     # -- helpers -------------------------------------------------------------------------
 

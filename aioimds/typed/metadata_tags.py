@@ -1,0 +1,59 @@
+"""The typed view of ``meta-data/tags/instance/``: instance tags, or ``None`` when tags in
+metadata are off.
+
+Tags are in metadata only when the instance's metadata options say so (EC2 user guide, "View
+tags for your EC2 instances using instance metadata"); otherwise ``tags/`` and
+``tags/instance/`` answer 404. That is a setting the reader may want to change, so unlike other
+404s it is logged, once per reader (fluent-bit PR #7129 logged it on every flush).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from ..catalogue import TAGS_INSTANCE
+from ..errors import IMDSNotFoundError, IMDSResponseError
+from ..paths import request_path
+from ._fetch import Source, gather_all, optional_text
+
+__all__ = ["TagsReader"]
+
+_log = logging.getLogger("aioimds.metadata")
+
+
+class TagsReader:
+    """Reads the instance tags through ``source`` and remembers what it has logged."""
+
+    def __init__(self, source: Source) -> None:
+        self._source = source
+        self._noted: str | None = None
+
+    async def read(self) -> dict[str, str] | None:
+        """Tags by exact key, values as served; ``None`` when the listing answers 404 (tags in
+        metadata off), ``{}`` when it lists none. Each of the two is logged (INFO, DEBUG) when
+        first seen, and again only after the other was seen. A 404 is not retried.
+
+        Raises: :class:`~aioimds.IMDSResponseError` for a key holding ``/``, and the other
+        :class:`~aioimds.IMDSError` subclasses of the source.
+        """
+        listing = TAGS_INSTANCE
+        path = request_path(listing)
+        try:
+            keys = await self._source.list(listing)
+        except IMDSNotFoundError:
+            self._note("off", logging.INFO, f"instance tags are not enabled in metadata ({path} "
+                       "answers 404; aws ec2 modify-instance-metadata-options "
+                       "--instance-metadata-tags enabled); tags() returns None")
+            return None
+        if not keys:
+            self._note("none", logging.DEBUG, f"{path} lists no tags; tags() returns {{}}")
+        for key in keys:
+            if "/" in key:
+                raise IMDSResponseError(f"tag key {key!r} holds a '/'", path=path, status=200)
+        values = await gather_all(optional_text(self._source, listing + key) for key in keys)
+        return {k: v for k, v in zip(keys, values, strict=True) if v is not None}
+
+    def _note(self, state: str, level: int, message: str) -> None:
+        if self._noted != state:
+            self._noted = state
+            _log.log(level, message)
