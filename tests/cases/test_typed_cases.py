@@ -208,6 +208,7 @@ async def test_c39_200_cold_callers_share_one_token_one_listing_one_document() -
     assert emu.counters.token_puts == 1
     assert (gets(emu, ROLES, 200), gets(emu, EXTENDED, 200)) == (1, 1)
     assert gets(emu, LEGACY) == 0
+    assert emu.counters.total() <= 3 * imds.config.attempts  # 3 requests, 429s retried
 
 
 # -- C40: static stability: expired answers and a long outage ----------------------------------
@@ -336,6 +337,7 @@ async def test_c50_a_tags_off_is_none_logged_once_without_retries(
     assert results == [None, None, None]
     assert gets(emu, MD + "tags/instance/") == 3  # one request a call: a 404 is not retried
     assert gets(emu, MD + "tags/instance/", 404) == 3
+    assert emu.counters.total("GET") == 3  # nothing else is asked (not tags/, not per key)
     notes = [r for r in caplog.records if r.name == "aioimds.metadata"]
     assert len(notes) == 1 and "not enabled" in notes[0].getMessage()
     assert notes[0].levelno == logging.INFO
@@ -422,8 +424,10 @@ def _cli(argv: list[str]) -> tuple[int, bytes, bytes]:
 
 
 async def dump_json(url: str) -> tuple[int, bytes, bytes]:
-    """``aioimds --endpoint URL dump``, run in a thread (it runs its own event loop) while the
-    emulator keeps serving on this one."""
+    """``aioimds --endpoint URL dump``, the console script's ``main`` run in a thread (it runs
+    its own event loop) while the emulator keeps serving on this one; in-process, because a
+    child process costs seconds of start-up per case (tests/test_cli.py runs the real process
+    against the default tree, whose user-data is gzip)."""
     return await asyncio.to_thread(_cli, ["--endpoint", url, "dump"])
 
 
