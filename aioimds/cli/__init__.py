@@ -17,18 +17,18 @@ import sys
 from collections.abc import AsyncIterator, Sequence
 from typing import BinaryIO
 
-from ._version import __version__
-from .client import IMDSClient
-from .config import IMDSConfig
-from .crawl import DEFAULT_CONCURRENCY, CrawlResult
-from .errors import (
+from .._version import __version__
+from ..client import IMDSClient
+from ..config import IMDSConfig
+from ..crawl import DEFAULT_CONCURRENCY, CrawlResult
+from ..errors import (
     IMDSConfigError,
     IMDSError,
     IMDSNotFoundError,
     PathError,
     SnapshotFormatError,
 )
-from .render import flat_lines, nested, redact
+from ..render import flat_lines, nested, redact
 
 __all__ = ["main"]
 
@@ -36,7 +36,7 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOT_FOUND = 0, 1, 2, 3
 
 
 def _parser() -> argparse.ArgumentParser:
-    from .emulator.serve import add_serve_arguments
+    from ..emulator.serve import add_serve_arguments
 
     p = argparse.ArgumentParser(
         prog="aioimds",
@@ -104,7 +104,7 @@ async def _endpoint(args: argparse.Namespace) -> AsyncIterator[str | None]:
     if not args.emulator:
         yield args.endpoint
         return
-    from .emulator import Emulator
+    from ..emulator import Emulator
 
     async with Emulator() as emu:
         yield emu.url
@@ -149,7 +149,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                             format="aioimds: %(levelname)s %(message)s")
     try:
         if args.command == "serve":
-            from .emulator.serve import run_serve
+            from ..emulator.serve import run_serve
 
             return asyncio.run(run_serve(args, lambda line: print(line, flush=True)))
         if args.command == "dump" and args.concurrency < 1:
