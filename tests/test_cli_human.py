@@ -292,3 +292,13 @@ def test_zsh_completion_runs_the_bash_function_through_bashcompinit(
     assert "bashcompinit" in script.splitlines()[1] and "complete -F _aioimds aioimds" in script
 
 
+
+
+def test_main_leaves_the_callers_logging_set_up_alone(capsys: pytest.CaptureFixture[str]
+                                                      ) -> None:
+    import logging
+
+    logger = logging.getLogger("aioimds")
+    before = (logger.level, logger.propagate, list(logger.handlers))
+    assert main(["-vv", "completion", "bash"]) == 0
+    assert (logger.level, logger.propagate, list(logger.handlers)) == before

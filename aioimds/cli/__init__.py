@@ -69,7 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                              or args.command in ("serve", "completion")):
         parser.error("--emulator runs a command against the embedded emulator: it goes "
                      "with neither --endpoint nor serve")
-    setup_logging(verbosity(args), sys.stderr)
+    restore_logging = setup_logging(verbosity(args), sys.stderr)
     try:
         if args.command == "serve":
             from ..emulator.serve import run_serve
@@ -103,3 +103,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
+    finally:
+        restore_logging()

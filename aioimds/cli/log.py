@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import TextIO
 
 from .. import clock
@@ -24,7 +24,6 @@ PROGRESS_EVERY = 0.25
 """Seconds between updates of the progress line."""
 
 log = logging.getLogger("aioimds.cli")
-_handler: logging.Handler | None = None
 
 
 class _Format(logging.Formatter):
@@ -33,19 +32,25 @@ class _Format(logging.Formatter):
         return f"aioimds: {level}{record.getMessage()}"
 
 
-def setup_logging(verbosity: int, stream: TextIO) -> None:
+def setup_logging(verbosity: int, stream: TextIO) -> Callable[[], None]:
     """Send the ``aioimds`` loggers to ``stream``: WARNING and up, INFO with one ``-v``,
-    DEBUG with two. Calling it again replaces the previous set-up."""
-    global _handler
+    DEBUG with two. Returns the function that undoes it (``main`` calls it at the end, so a
+    program that calls ``main`` keeps its own logging set-up)."""
     root = logging.getLogger("aioimds")
-    if _handler is not None:
-        root.removeHandler(_handler)
-    _handler = logging.StreamHandler(stream)
-    _handler.setFormatter(_Format())
-    root.addHandler(_handler)
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(_Format())
+    level, propagate = root.level, root.propagate
+    root.addHandler(handler)
     root.setLevel(logging.DEBUG if verbosity > 1 else
                   logging.INFO if verbosity == 1 else logging.WARNING)
     root.propagate = False
+
+    def restore() -> None:
+        root.removeHandler(handler)
+        root.setLevel(level)
+        root.propagate = propagate
+
+    return restore
 
 
 @contextlib.asynccontextmanager
