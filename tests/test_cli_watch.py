@@ -13,9 +13,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+from aioimds import SpotInstanceAction
 from aioimds.cli.watch import notice_json
 from aioimds.emulator import Emulator, Faults, PathFault
-from aioimds.metadata import SpotInstanceAction
 
 SPOT = "/latest/meta-data/spot/instance-action"
 INTERVAL = 0.5

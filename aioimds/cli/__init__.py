@@ -21,9 +21,13 @@ from collections.abc import Sequence
 from typing import BinaryIO
 
 from ..client import IMDSClient
-from ..errors import IMDSConfigError, IMDSError, IMDSNotFoundError
-from ..paths import PathError
-from ..snapshot import SnapshotFormatError
+from ..errors import (
+    IMDSConfigError,
+    IMDSError,
+    IMDSNotFoundError,
+    PathError,
+    SnapshotFormatError,
+)
 from .log import setup_logging
 from .parser import build_parser, verbosity
 

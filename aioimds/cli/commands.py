@@ -12,8 +12,8 @@ from ..client import IMDSClient
 from ..crawl import CrawlResult
 from ..errors import IMDSConfigError
 from ..paths import request_path
+from ..render import flat_lines, nested, redact
 from ..stats import CrawlProgress, RequestStats
-from ..views import flat_lines, nested, redact
 from .log import log, progress_line
 from .output import Output
 from .settings import Settings

@@ -25,8 +25,8 @@ from typing import BinaryIO
 from ..client import IMDSClient
 from ..config import IMDSConfig
 from ..paths import ROOT
+from ..render import redact
 from ..snapshot import Record, Snapshot
-from ..views import redact
 from .log import log
 from .settings import open_settings, settings_for
 from .tree import one_line

@@ -8,7 +8,7 @@ Each notice is printed as one JSON object on one line and flushed at once, so a 
     {"notice": "maintenance", "code": "system-reboot", "event_id": "instance-event-0d59...", ...}
     {"notice": "lifecycle", "state": "InService"}
 
-It polls with the library's watchers (:mod:`aioimds.watch`), so it rides through 401, 429,
+It polls with the library's watchers (:mod:`aioimds.typed.watch`), so it rides through 401, 429,
 5xx and connection errors as they do (a warning on stderr for the first failed poll in a row)
 and ends only when IMDS is disabled (exit 1). ``--exec CMD`` runs ``sh -c CMD`` for each
 notice, the JSON line in ``AIOIMDS_NOTICE`` and on stdin, and waits for it before the next poll
@@ -31,7 +31,7 @@ from datetime import datetime, timezone
 from typing import Any, BinaryIO
 
 from ..client import IMDSClient
-from ..watch import (
+from ..typed import (
     LIFECYCLE_INTERVAL,
     MAINTENANCE_INTERVAL,
     REBALANCE_INTERVAL,
