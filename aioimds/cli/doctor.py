@@ -225,6 +225,71 @@ def _token_problems(report: Report, settings: Settings, put: Outcome, v1: Outcom
             "--http-tokens required"))
 
 
+async def _unreachable(report: Report, settings: Settings, tcp: Outcome,
+                       ipv6_endpoint: str | None) -> None:
+    """The TCP connect failed: try the IPv6 endpoint when that makes sense, name the problem."""
+    cfg = settings.config
+    default_v4 = settings.sources["endpoint"] == "default" and cfg.base_url == DEFAULT_ENDPOINT_IPV4
+    target = ipv6_endpoint or (DEFAULT_ENDPOINT_IPV6 if default_v4 else None)
+    if target is None:
+        report.probe("IPv6 endpoint", "skip", f"the endpoint is set ({settings.endpoint_reason()})")
+    elif await _probe_ipv6(report, target, cfg.timeout):
+        report.problems.append(Finding(
+            "ipv6-only", f"the IPv4 endpoint does not answer but the IPv6 one ({target}) does: "
+            "an IPv6-only subnet",
+            "use endpoint mode IPv6: export AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE=IPv6 (or "
+            "ec2_metadata_service_endpoint_mode = IPv6 in the profile, or --endpoint-mode IPv6)"))
+        return
+    _tcp_problem(report, settings, tcp)
+
+
+async def _probe_tokens(report: Report, p: Prober, settings: Settings,
+                        evidence: list[str]) -> tuple[bool, str | None]:
+    """Token PUT, GET without and with a token; (whether any GET is served, working token)."""
+    put = await p.token_put()
+    report.probe("token PUT", "ok" if put.token else "fail", put.detail, put.ms)
+    v1 = await p.get(None)
+    v1_words = {200: "answered 200: IMDSv1 allowed",
+                401: "answered 401: IMDSv1 refused, tokens required"}
+    report.probe("GET without token", "ok" if v1.status in v1_words else "fail",
+                 v1_words.get(v1.status or 0, v1.detail), v1.ms)
+    with_token = await p.get(put.token) if put.token else None
+    if with_token is None:
+        report.probe("GET with token", "skip", "no token")
+    else:
+        report.probe("GET with token", "ok" if with_token.kind == "ok" else "fail",
+                     with_token.detail, with_token.ms)
+    _token_problems(report, settings, put, v1, with_token, evidence)
+    token = put.token if with_token is not None and with_token.kind == "ok" else None
+    return token is not None or v1.status == 200, token
+
+
+async def _probe_load(report: Report, p: Prober, timeout: float, token: str | None) -> float:
+    """Latency and a short burst; returns the median answer time in ms."""
+    median, worst, answered = await p.latency(token)
+    slow = median / 1000 > timeout * SLOW_FRACTION
+    report.probe("latency", "warn" if slow else "ok",
+                 f"median {median:.2f} ms, max {worst:.2f} ms of {answered}/{LATENCY_SAMPLES} "
+                 "GETs", median)
+    if slow:
+        report.problems.append(Finding(
+            "slow", f"answers take {median:.0f} ms, more than half the {timeout:g} s timeout",
+            f"raise the timeout: export AWS_METADATA_SERVICE_TIMEOUT="
+            f"{max(2, round(timeout * 4))} (or --timeout)"))
+    counts = await p.burst(token)
+    throttled = counts["429"] + counts["none"]
+    report.probe("throttle", "warn" if throttled else "ok",
+                 f"{THROTTLE_PROBE} GETs at once: {counts['200']} answered 200, "
+                 f"{counts['429']} 429, {counts['none']} no answer", None)
+    if throttled:
+        report.notes.append(Finding(
+            "throttled", f"{throttled} of {THROTTLE_PROBE} requests sent at once were throttled "
+            "or dropped: the service limits bursts. aioimds paces itself; tools that do not may "
+            "fail", "send fewer requests at once; cache what does not change (instance id, "
+            "region)"))
+    return median
+
+
 async def _probe(report: Report, settings: Settings, evidence: list[str],
                  ipv6_endpoint: str | None) -> None:
     cfg = settings.config
@@ -232,66 +297,18 @@ async def _probe(report: Report, settings: Settings, evidence: list[str],
         tcp = await p.tcp()
         report.probe("TCP connect", "ok" if tcp.kind == "ok" else "fail", tcp.detail, tcp.ms)
         if tcp.kind != "ok":
-            default_v4 = settings.sources["endpoint"] == "default" \
-                and cfg.base_url == DEFAULT_ENDPOINT_IPV4
-            target = ipv6_endpoint or (DEFAULT_ENDPOINT_IPV6 if default_v4 else None)
-            if target is not None and await _probe_ipv6(report, target, cfg.timeout):
-                report.problems.append(Finding(
-                    "ipv6-only", f"the IPv4 endpoint does not answer but the IPv6 one "
-                    f"({target}) does: an IPv6-only subnet",
-                    "use endpoint mode IPv6: export AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE=IPv6 "
-                    "(or ec2_metadata_service_endpoint_mode = IPv6 in the profile, or "
-                    "--endpoint-mode IPv6)"))
-                return
-            if target is None:
-                report.probe("IPv6 endpoint", "skip",
-                             f"the endpoint is set ({settings.endpoint_reason()})")
-            _tcp_problem(report, settings, tcp)
+            await _unreachable(report, settings, tcp, ipv6_endpoint)
             return
         report.probe("IPv6 endpoint", "skip", "IPv4 answers")
-        put = await p.token_put()
-        report.probe("token PUT", "ok" if put.token else "fail", put.detail, put.ms)
-        v1 = await p.get(None)
-        v1_words = {200: "answered 200: IMDSv1 allowed",
-                    401: "answered 401: IMDSv1 refused, tokens required"}
-        report.probe("GET without token", "ok" if v1.status in v1_words else "fail",
-                     v1_words.get(v1.status or 0, v1.detail), v1.ms)
-        with_token = await p.get(put.token) if put.token else None
-        if with_token is None:
-            report.probe("GET with token", "skip", "no token")
-        else:
-            report.probe("GET with token", "ok" if with_token.kind == "ok" else "fail",
-                         with_token.detail, with_token.ms)
-        _token_problems(report, settings, put, v1, with_token, evidence)
-        token = put.token if with_token is not None and with_token.kind == "ok" else None
-        if token is None and v1.status != 200:
+        served, token = await _probe_tokens(report, p, settings, evidence)
+        if not served:
             report.probe("latency", "skip", "no request is served")
             report.probe("throttle", "skip", "no request is served")
             return
-        median, worst, answered = await p.latency(token)
-        slow = median / 1000 > cfg.timeout * SLOW_FRACTION
-        report.probe("latency", "warn" if slow else "ok",
-                     f"median {median:.2f} ms, max {worst:.2f} ms of {answered}/"
-                     f"{LATENCY_SAMPLES} GETs", median)
-        if slow:
-            report.problems.append(Finding(
-                "slow", f"answers take {median:.0f} ms, more than half the {cfg.timeout:g} s "
-                "timeout", f"raise the timeout: export AWS_METADATA_SERVICE_TIMEOUT="
-                f"{max(2, round(cfg.timeout * 4))} (or --timeout)"))
-        counts = await p.burst(token)
-        throttled = counts["429"] + counts["none"]
-        report.probe("throttle", "warn" if throttled else "ok",
-                     f"{THROTTLE_PROBE} GETs at once: {counts['200']} answered 200, "
-                     f"{counts['429']} 429, {counts['none']} no answer", None)
-        if throttled:
-            report.notes.append(Finding(
-                "throttled", f"{throttled} of {THROTTLE_PROBE} requests sent at once were "
-                "throttled or dropped: the service limits bursts. aioimds paces itself; tools "
-                "that do not may fail", "send fewer requests at once; cache what does not "
-                "change (instance id, region)"))
-        if report.healthy:
-            way = "IMDSv2" if token else "IMDSv1"
-            report.summary = f"{cfg.base_url} answers {way} in {median:.1f} ms"
+        median = await _probe_load(report, p, cfg.timeout, token)
+    if report.healthy:
+        way = "IMDSv2" if token else "IMDSv1"
+        report.summary = f"{cfg.base_url} answers {way} in {median:.1f} ms"
 
 
 async def diagnose(settings: Settings, environ: Mapping[str, str], *,
