@@ -109,6 +109,21 @@ async def test_watch_rides_through_429_5xx_and_revoked_tokens() -> None:
     assert 401 in statuses and puts >= 2
 
 
+async def test_watch_rides_through_dropped_connections() -> None:
+    async with Emulator(faults=Faults(drop_rate=1.0)) as emu:
+        async with watch(emu.url, "spot", "--interval", "0.1", "--attempts", "1",
+                         "--once") as proc:
+            # every attempt is dropped: the token PUT and then polls keep failing
+            await until(lambda: emu.counters.requests[("PUT", 0)] + emu.counters.requests[
+                ("GET", 0)] >= 3)
+            emu.faults.drop_rate = 0.0
+            emu.schedule_spot_action(0, "hibernate")
+            out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0, err
+    assert json.loads(out)["action"] == "hibernate"
+    assert b"warning: watching meta-data/spot/instance-action" in err
+
+
 async def test_watch_exits_1_when_imds_is_disabled() -> None:
     env = {**os.environ, "AWS_CONFIG_FILE": os.devnull, "AWS_EC2_METADATA_DISABLED": "true"}
     proc = await asyncio.create_subprocess_exec(
