@@ -95,6 +95,15 @@ async def test_dump_path_dumps_only_that_sub_tree(capsysbinary: pytest.CaptureFi
     assert Snapshot.loads(snap) == default_snapshot().subtree("/latest/meta-data/placement/")
 
 
+async def test_dump_path_of_a_leaf_or_a_missing_path_says_so(
+        capsysbinary: pytest.CaptureFixture[bytes]) -> None:
+    async with Emulator() as emu:
+        leaf = await cli(capsysbinary, "--endpoint", emu.url, "dump", "meta-data/ami-id")
+        missing = await cli(capsysbinary, "--endpoint", emu.url, "dump", "meta-data/nope")
+    assert leaf[0] == 2 and leaf[1] == b"" and "is a leaf, not a listing" in leaf[2]
+    assert missing[0] == 3 and missing[1] == b"" and "/latest/meta-data/nope/" in missing[2]
+
+
 # -- get on a terminal -----------------------------------------------------------------------
 
 def _on_a_terminal(*argv: str) -> tuple[int, bytes, bytes]:

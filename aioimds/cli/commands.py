@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from typing import BinaryIO, TextIO
+from urllib.parse import unquote
 
 from .. import clock
 from ..client import IMDSClient
 from ..crawl import CrawlResult
-from ..errors import IMDSConfigError
-from ..paths import request_path
+from ..errors import IMDSConfigError, IMDSNotFoundError, IMDSResponseError
+from ..paths import ROOT, child_path, request_path
 from ..render import flat_lines, nested, redact
 from ..stats import CrawlProgress, RequestStats
 from .log import log, progress_line
@@ -19,11 +21,16 @@ from .output import Output
 from .settings import Settings
 from .tree import DEFAULT_WIDTH, tree_lines
 
-__all__ = ["BinaryOnTerminal", "log_token_use", "run_dump", "run_get", "run_ls"]
+__all__ = ["BinaryOnTerminal", "NotAListing", "check_listing", "log_token_use", "run_dump",
+           "run_get", "run_ls"]
 
 
 class BinaryOnTerminal(IMDSConfigError):
     """``get`` of a binary leaf with a terminal as stdout (exit status 2)."""
+
+
+class NotAListing(IMDSConfigError):
+    """``dump PATH`` of a leaf (exit status 2)."""
 
 
 def log_settings(settings: Settings) -> None:
@@ -74,6 +81,27 @@ async def run_ls(args: argparse.Namespace, imds: IMDSClient, stdout: BinaryIO) -
     return 0
 
 
+async def check_listing(imds: IMDSClient, root: str) -> None:
+    """Check that the request path ``root`` is a listing its parent lists (one request), so
+    ``dump PATH`` of a leaf or of a missing path says so instead of printing ``{}``.
+
+    Raises: :class:`~aioimds.IMDSNotFoundError` (exit 3) when the parent does not list it,
+    :class:`NotAListing` (exit 2) when it names a leaf.
+    """
+    if root == ROOT:
+        return
+    parent = root[:-1].rsplit("/", 1)[0] + "/"
+    children = set()
+    for entry in await imds.list(unquote(parent)):
+        with contextlib.suppress(IMDSResponseError):
+            children.add(child_path(parent, entry))
+    if root in children:
+        return
+    if root[:-1] in children:
+        raise NotAListing(f"{root[:-1]} is a leaf, not a listing: use 'aioimds get'")
+    raise IMDSNotFoundError(f"not listed in {parent}", path=root, status=404)
+
+
 def render(result: CrawlResult, args: argparse.Namespace, width: int) -> bytes:
     """The dump in ``args.format``, redacted unless ``--include-secrets``."""
     snap = result.snapshot if args.include_secrets else redact(result.snapshot)
@@ -81,11 +109,14 @@ def render(result: CrawlResult, args: argparse.Namespace, width: int) -> bytes:
         return snap.dumps().encode()
     if args.format == "flat":
         return "".join(line + "\n" for line in flat_lines(snap)).encode()
-    root = request_path(args.path if args.path.endswith("/") or not args.path
-                        else args.path + "/")
+    root = _root(args.path)
     if args.format == "tree":
         return "".join(line + "\n" for line in tree_lines(snap, root, width)).encode()
     return (json.dumps(nested(snap, root), indent=2, ensure_ascii=False) + "\n").encode()
+
+
+def _root(path: str) -> str:
+    return request_path(path if path.endswith("/") or not path else path + "/")
 
 
 async def run_dump(args: argparse.Namespace, imds: IMDSClient, stdout: BinaryIO,
@@ -93,6 +124,7 @@ async def run_dump(args: argparse.Namespace, imds: IMDSClient, stdout: BinaryIO,
     """``dump [PATH]``: crawl, then write the chosen format; exit 1 when incomplete."""
     out = Output(args.output, secret=args.include_secrets, stdout=stdout)
     try:
+        await check_listing(imds, _root(args.path))
         progress = CrawlProgress()
         start = clock.now()
         async with progress_line(progress, stderr):
