@@ -348,7 +348,7 @@ def render_text(report: Report) -> str:
     lines.append("probes")
     for pr in report.probes:
         ms = f"  {pr['ms']:.1f} ms" if pr["ms"] is not None else ""
-        lines.append(f"  {pr['verdict']:<4}  {pr['probe']:<17} {pr['detail']}{ms}")
+        lines.append(f"  {pr['verdict']:<4}  {pr['probe']:<18} {pr['detail']}{ms}")
     for title, items in (("problems", report.problems), ("notes", report.notes)):
         if items:
             lines.append(title)
