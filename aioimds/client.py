@@ -31,6 +31,7 @@ from .errors import (
 from .pacing import AdaptiveLimit
 from .paths import parse_listing, request_path
 from .snapshot import Record, Snapshot
+from .stats import CrawlProgress, RequestStats
 from .token import HOP_LIMIT_ADVICE, TokenSession
 from .transport import Answer, Transport
 from .typed import MetadataViews, parse_json
@@ -75,6 +76,8 @@ class IMDSClient(MetadataViews):
         self._tokens: TokenSession | None = None
         self._pace: AdaptiveLimit | None = None
         self._rand = random.Random()
+        self.stats = RequestStats()
+        """Counts of the requests sent (:class:`~aioimds.stats.RequestStats`)."""
 
     def __repr__(self) -> str:
         state = "open" if self._transport is not None else "closed"
@@ -154,13 +157,16 @@ class IMDSClient(MetadataViews):
                 ticket = got if got is not None else await limit.acquire()
             throttled = False
             status: int | None = None
+            _count(self.stats, attempt, tokens is not None and token is None)
             try:
                 ans = await transport.send(method, path, headers, timeout)
                 status = ans.status
                 throttled = status == 429
+                self.stats.throttled += throttled
             except IMDSError as exc:
                 no_answer = isinstance(exc, (IMDSConnectionError, IMDSTimeoutError))
                 throttled = no_answer
+                self.stats.dropped += no_answer
                 if not no_answer or (not retry_timeouts and isinstance(exc, IMDSTimeoutError)):
                     raise
                 failure: IMDSError | Answer = exc
@@ -191,7 +197,9 @@ class IMDSClient(MetadataViews):
         except IMDSTimeoutError as exc:
             raise IMDSTokenTimeoutError(HOP_LIMIT_ADVICE, path=TOKEN_PATH) from exc
         if ans.status == 200:
-            return _parse_token(ans, ttl)
+            parsed = _parse_token(ans, ttl)
+            self.stats.token_puts += 1
+            return parsed
         if ans.status == 400:
             raise IMDSTokenError(
                 "this endpoint is not an IMDS or rejected the token request (400)",
@@ -282,29 +290,36 @@ class IMDSClient(MetadataViews):
         return parse_listing(rec.body, req)
 
     @overload
-    async def dump(self, *, concurrency: int = ..., partial: Literal[False] = ...,
-                   attempts: int | None = ...) -> Snapshot: ...
+    async def dump(self, path: str = ..., *, concurrency: int = ...,
+                   partial: Literal[False] = ..., attempts: int | None = ...,
+                   progress: CrawlProgress | None = ...) -> Snapshot: ...
 
     @overload
-    async def dump(self, *, concurrency: int = ..., partial: Literal[True],
-                   attempts: int | None = ...) -> CrawlResult: ...
+    async def dump(self, path: str = ..., *, concurrency: int = ..., partial: Literal[True],
+                   attempts: int | None = ...,
+                   progress: CrawlProgress | None = ...) -> CrawlResult: ...
 
-    async def dump(self, *, concurrency: int = DEFAULT_CONCURRENCY, partial: bool = False,
-                   attempts: int | None = None) -> Snapshot | CrawlResult:
+    async def dump(self, path: str = "", *, concurrency: int = DEFAULT_CONCURRENCY,
+                   partial: bool = False, attempts: int | None = None,
+                   progress: CrawlProgress | None = None) -> Snapshot | CrawlResult:
         """Crawl all of ``/latest/`` (meta-data, dynamic data, user-data) into a Snapshot.
 
         Args:
+            path: the listing to start from, relative to ``latest/`` (default ``""``: all of
+                ``/latest/``; ``"meta-data/iam"`` dumps that sub-tree; a ``/`` is appended).
             concurrency: most requests in flight (:data:`~aioimds.crawl.DEFAULT_CONCURRENCY`);
                 lowered while the service throttles, raised again when it answers.
             partial: return a :class:`~aioimds.crawl.CrawlResult` (the snapshot of what
                 succeeded and the failed paths) instead of raising.
             attempts: attempts per request; by default the larger of ``config.attempts`` and
                 :data:`CRAWL_ATTEMPTS`.
+            progress: updated in place as the crawl goes (for progress lines).
 
         Raises: :class:`~aioimds.IMDSCrawlError` naming every failed path (not with
         ``partial=True``); a listed entry answering 404 is recorded, not a failure.
         """
         self._open()
+        root = request_path(path if path.endswith("/") or path == "" else path + "/")
         tries = attempts if attempts is not None else max(self.config.attempts, CRAWL_ATTEMPTS)
         limit = AdaptiveLimit(concurrency)
 
@@ -312,7 +327,7 @@ class IMDSClient(MetadataViews):
         fetch = functools.partial(self._fetch, attempts=tries, limit=limit)
         reset = _DUMP.set((limit, tries))
         try:
-            result = await crawl(fetch, concurrency=concurrency)
+            result = await crawl(fetch, concurrency=concurrency, root=root, progress=progress)
         finally:
             _DUMP.reset(reset)
         if partial:
@@ -324,6 +339,12 @@ class IMDSClient(MetadataViews):
 _DUMP: contextvars.ContextVar[tuple[AdaptiveLimit, int] | None] = contextvars.ContextVar(
     "aioimds_dump", default=None)
 """The pacing and attempts of the dump running in this context (its crawl workers inherit it)."""
+
+
+def _count(stats: RequestStats, attempt: int, without_token: bool) -> None:
+    stats.requests += 1
+    stats.retries += attempt > 1
+    stats.without_token += without_token
 
 
 def _token_required(tokens: TokenSession, path: str) -> IMDSTokenError:

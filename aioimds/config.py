@@ -28,6 +28,7 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "DEFAULT_TOKEN_TTL",
     "IMDSConfig",
+    "setting_sources",
 ]
 
 DEFAULT_ENDPOINT_IPV4 = "http://169.254.169.254"
@@ -172,6 +173,30 @@ class IMDSConfig:
             raise IMDSConfigError(f"unknown settings {sorted(unknown)}")
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
+
+
+def setting_sources(environ: Mapping[str, str] | None = None,
+                    **overrides: Any) -> dict[str, str]:
+    """Where :meth:`IMDSConfig.from_environment` with the same arguments takes each setting
+    read from outside (the keys of the table in DESIGN.md section 5) from, by the same
+    precedence: ``"argument"``, ``"variable NAME"``, ``"KEY in [SECTION] of FILE"`` or
+    ``"default"``. Values are not checked here; ``from_environment`` does that.
+
+    Raises: :class:`~aioimds.IMDSConfigError` for an unreadable config file.
+    """
+    env = os.environ if environ is None else environ
+    file_values = _read_config_file(env)
+    out: dict[str, str] = {}
+    for name, (var, key) in _SOURCES.items():
+        if overrides.get(name) is not None:
+            out[name] = "argument"
+        elif var in env and env[var].strip() != "":
+            out[name] = f"variable {var}"
+        elif key is not None and key in file_values:
+            out[name] = f"{key} in {file_values['']}"
+        else:
+            out[name] = "default"
+    return out
 
 
 def _read_config_file(env: Mapping[str, str]) -> dict[str, str]:

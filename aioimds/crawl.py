@@ -25,6 +25,7 @@ from .errors import (
 )
 from .paths import ROOT, child_path, is_listing, parse_listing
 from .snapshot import Record, Snapshot
+from .stats import CrawlProgress
 
 __all__ = ["DEFAULT_CONCURRENCY", "MAX_DEPTH", "MAX_PATHS", "CrawlResult", "crawl"]
 
@@ -72,8 +73,9 @@ class CrawlResult:
 
 
 async def crawl(fetch: Fetch, *, concurrency: int = DEFAULT_CONCURRENCY,
-                root: str = ROOT) -> CrawlResult:
-    """Walk the tree below the listing ``root`` with ``concurrency`` workers.
+                root: str = ROOT, progress: CrawlProgress | None = None) -> CrawlResult:
+    """Walk the tree below the listing ``root`` with ``concurrency`` workers; ``progress``,
+    when given, is kept up to date (paths done and queued).
 
     Returns: a :class:`CrawlResult`; it raises nothing for failures of the service, which are
     collected in ``failures``. Cancelling the crawl cancels every worker.
@@ -165,6 +167,9 @@ async def crawl(fetch: Fetch, *, concurrency: int = DEFAULT_CONCURRENCY,
                         abandon(exc)
             finally:
                 busy -= 1
+                if progress is not None:
+                    progress.done += 1
+                    progress.queued = len(listings) + len(leaves)
                 if not busy and not listings and not leaves:
                     wake(len(parked))
 

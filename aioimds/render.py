@@ -68,8 +68,9 @@ def _leaf_value(path: str, rec: Record) -> Any:
     return text
 
 
-def nested(snapshot: Snapshot) -> dict[str, Any]:
-    """The nested JSON view (see the module docstring) of the tree below ``/latest/``."""
+def nested(snapshot: Snapshot, root: str = ROOT) -> dict[str, Any]:
+    """The nested JSON view (see the module docstring) of the tree below the listing ``root``
+    (a request path; default ``/latest/``)."""
 
     def walk(listing: str, rec: Record) -> dict[str, Any]:
         node: dict[str, Any] = {}
@@ -85,8 +86,8 @@ def nested(snapshot: Snapshot) -> dict[str, Any]:
             node[key] = walk(child, sub) if is_listing(child) else _leaf_value(child, sub)
         return node
 
-    root = snapshot.get(ROOT)
-    return walk(ROOT, root) if root is not None and root.status == 200 else {}
+    top = snapshot.get(root)
+    return walk(root, top) if top is not None and top.status == 200 else {}
 
 
 def _flat_value(rec: Record) -> str:

@@ -179,7 +179,7 @@ async def test_cli_dump_with_vv_logs_no_token_and_prints_credentials_only_when_a
         code, out, err = await run_cli("-vv", "--endpoint", emu.url, "dump", "--format", fmt,
                                        "--partial", *extra)
         assert emu.counters.requests[("GET", 401)] == 1  # the refresh happened, and was logged
-    assert code == 1 and b"/latest/meta-data/mac" in err and b"DEBUG" in err
+    assert code == 1 and b"/latest/meta-data/mac" in err and b"aioimds: debug: " in err
     assert len(issued) == 2
     assert_absent(issued, [out.decode(), err.decode()])
     assert_absent(role_secrets(), [err.decode()])
