@@ -88,15 +88,17 @@ async def test_extended_document_is_preferred() -> None:
      "Code 'AssumeRoleUnauthorizedAccess'", 200),
     ({ROLES: None}, "no IAM role is attached", 404),
     ({ROLES: ""}, "no IAM role is attached", 200),
-    ({ROLES + ROLE: None}, r"are absent \(404\)", 404),
+    ({ROLES + ROLE: Record(b"", 404)}, r"are absent \(404\)", 404),  # listed, yet 404
 ], ids=["code-not-success", "no-role", "empty-listing", "no-document"])
 async def test_credentials_errors_without_a_cache(
-    setup: dict[str, str | None], message: str, status: int | None
+    setup: dict[str, str | Record | None], message: str, status: int | None
 ) -> None:
     async with Emulator() as emu, IMDSClient(endpoint=emu.url) as imds:
         for path, body in setup.items():
             if body is None:
                 emu.remove(path)
+            elif isinstance(body, Record):
+                emu.set_response(path, body)  # an error record leaves the listing as it is
             else:
                 emu.set_leaf(path, body)
         with pytest.raises(IMDSCredentialsError, match=message) as info:

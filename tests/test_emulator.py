@@ -230,19 +230,21 @@ LOOKUP_CASES = [
     ("query-ignored", REGION + "?x=1&y", 200),
     ("encoded-space-key", "/latest/meta-data/tags/instance/two%20words", 200),
     ("equals-in-tag", "/latest/meta-data/tags/instance/team=platform", 200),
-    ("no-trailing-slash", "/latest/meta-data/placement", 404),
-    ("double-slash", "/latest/meta-data//placement/region", 404),
+    ("listing-without-slash", "/latest/meta-data/placement", 200),
+    ("double-slash", "/latest/meta-data//placement/region", 200),
+    ("leaf-with-slash", "/latest/meta-data/placement/region/", 200),
     ("dot-segment", "/latest/meta-data/../meta-data/ami-id", 404),
     ("encoded-slash", "/latest/meta-data/placement%2Fregion", 404),
     ("key-name-listing-entry", "/latest/meta-data/public-keys/0=aioimds-demo", 404),
-    ("no-derived-listing", "/latest/meta-data/public-keys/0", 404),
+    ("key-directory-without-slash", "/latest/meta-data/public-keys/0", 200),
+    ("no-derived-listing", "/latest/meta-data/public-keys/1/", 404),
 ]
 
 
 @pytest.mark.parametrize(
     ("path", "status"), [c[1:] for c in LOOKUP_CASES], ids=[c[0] for c in LOOKUP_CASES]
 )
-async def test_lookup_tries_the_raw_path_then_its_canonical_form(emu, http, path, status) -> None:
+async def test_lookup_tries_the_raw_path_its_canonical_form_then_resolves_it(emu, http, path, status) -> None:
     emu.set_leaf("/latest/meta-data/tags/instance/two%20words", "spaced")
     assert (await get(http, emu, path, await new_token(http, emu))).status == status
 

@@ -2,12 +2,12 @@
 Auto Scaling lifecycle states and role-credential rotation.
 
 A :class:`Scheduler` applies a change at a time from now (``loop.call_later``, the event loop's
-monotonic clock) by setting leaves on its emulator, and keeps the parent listings consistent:
-the first spot notice adds ``instance-action`` to ``meta-data/spot/`` and ``spot/`` to
-``meta-data/``, as a real instance starts listing them. The documents follow the EC2 user
-guide ("Instance metadata categories", "Spot Instance interruption notices", "EC2 instance
-rebalance recommendations", "Scheduled events for your instances") and the Auto Scaling user
-guide ("Retrieve the target lifecycle state through instance metadata").
+monotonic clock) by setting leaves on its emulator, whose ``set_response`` keeps the parent
+listings consistent: the first spot notice adds ``instance-action`` to ``meta-data/spot/`` and
+``spot/`` to ``meta-data/``, as a real instance starts listing them. The documents follow the
+EC2 user guide ("Instance metadata categories", "Spot Instance interruption notices", "EC2
+instance rebalance recommendations", "Scheduled events for your instances") and the Auto
+Scaling user guide ("Retrieve the target lifecycle state through instance metadata").
 
 :class:`~aioimds.emulator.Emulator` exposes these as ``emu.schedule_spot_action(...)`` and
 friends and cancels every pending change in ``stop()``.
@@ -26,7 +26,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol
 
 from .. import catalogue
-from ..paths import ROOT, is_listing, split_entries
+from ..paths import ROOT, split_entries
 from ..snapshot import Record, Snapshot
 from ..wire import CREDENTIALS_ROTATION_LEAD, format_event_time
 
@@ -48,7 +48,6 @@ __all__ = [
     "iso_time",
     "maintenance_event",
     "rotate_credentials_now",
-    "set_listed",
 ]
 
 SPOT_ACTION_PATH = ROOT + catalogue.SPOT_ACTION
@@ -91,7 +90,8 @@ class _Target(Protocol):
     @property
     def snapshot(self) -> Snapshot: ...
 
-    def set_response(self, path: str, record: Record) -> None: ...
+    def set_response(self, path: str, record: Record) -> None:
+        """Answer ``path`` with ``record``, listing it in its parent listings."""
 
 
 def iso_time(when: datetime) -> str:
@@ -113,35 +113,6 @@ def _entries(record: Record | None) -> list[str]:
     if record is None or record.status != 200:
         return []
     return split_entries(record.body.decode("utf-8", "replace"))
-
-
-def _parent(path: str) -> tuple[str, str]:
-    """``/a/b/c`` -> (``/a/b/``, ``c``); ``/a/b/`` -> (``/a/``, ``b/``)."""
-    head, _, name = path.rstrip("/").rpartition("/")
-    return head + "/", name + ("/" if is_listing(path) else "")
-
-
-def set_listed(target: _Target, path: str, record: Record) -> None:
-    """Answer ``path`` with ``record`` and add it to its parent listings up to ``meta-data/``.
-
-    A missing entry is inserted in order when the listing was sorted, else appended; a missing
-    or 404 listing is created.
-    """
-    responses = target.snapshot
-    target.set_response(path, record)
-    child = path
-    while True:
-        parent, name = _parent(child)
-        if parent == "/latest/" or not parent.startswith("/latest/"):
-            return
-        entries = _entries(responses.get(parent))
-        if name not in entries:
-            was_sorted = entries == sorted(entries)
-            entries.append(name)
-            if was_sorted:
-                entries.sort()
-            target.set_response(parent, Record("\n".join(entries).encode("utf-8")))
-        child = parent
 
 
 def _json_body(record: Record | None) -> Any:
@@ -237,10 +208,10 @@ class Scheduler:
             now = datetime.now(timezone.utc)
             when = now if action == "hibernate" else now + timedelta(seconds=SPOT_NOTICE_LEAD)
             doc = {"action": action, "time": iso_time(when)}
-            set_listed(self._target, SPOT_ACTION_PATH, Record(json.dumps(doc).encode()))
+            self._target.set_response(SPOT_ACTION_PATH, Record(json.dumps(doc).encode()))
             if action == "terminate":
-                set_listed(self._target, SPOT_TERMINATION_TIME_PATH,
-                           Record(iso_time(when).encode()))
+                self._target.set_response(SPOT_TERMINATION_TIME_PATH,
+                                          Record(iso_time(when).encode()))
 
         self.at(in_seconds, notify)
 
@@ -250,7 +221,7 @@ class Scheduler:
 
         def notify() -> None:
             doc = {"noticeTime": iso_time(datetime.now(timezone.utc))}
-            set_listed(self._target, REBALANCE_PATH, Record(json.dumps(doc).encode()))
+            self._target.set_response(REBALANCE_PATH, Record(json.dumps(doc).encode()))
 
         self.at(in_seconds, notify)
 
@@ -265,7 +236,7 @@ class Scheduler:
                                               and e.get("EventId") == event["EventId"])
                     ] if isinstance(events, list) else []
             body = aws_json([*kept, dict(event)]).encode("utf-8")
-            set_listed(self._target, MAINTENANCE_PATH, Record(body))
+            self._target.set_response(MAINTENANCE_PATH, Record(body))
 
         self.at(in_seconds, publish)
 
@@ -278,8 +249,8 @@ class Scheduler:
         """
         if not state or "\n" in state or state != state.strip():
             raise ValueError(f"state must be one line of text, not {state!r}")
-        self.at(in_seconds, lambda: set_listed(self._target, LIFECYCLE_STATE_PATH,
-                                               Record(state.encode("utf-8"))))
+        self.at(in_seconds, lambda: self._target.set_response(
+            LIFECYCLE_STATE_PATH, Record(state.encode("utf-8"))))
 
     def rotate_credentials(self, every: float | None = None,
                            lifetime: float | None = None) -> None:

@@ -10,12 +10,12 @@ import argparse
 import asyncio
 import math
 import signal
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from ..snapshot import Snapshot
 from ..wire import MAX_TOKEN_TTL, MIN_TOKEN_TTL
-from .faults import Faults
+from .faults import Faults, TraceEntry
 from .schedule import CREDENTIAL_OVERLAP, SPOT_ACTIONS
 from .server import Emulator
 
@@ -23,6 +23,7 @@ __all__ = [
     "add_serve_arguments",
     "emulator_from_args",
     "faults_from_args",
+    "request_line",
     "run_serve",
     "schedule_from_args",
 ]
@@ -65,7 +66,16 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=_number(0, 65535, kind=int), default=0,
                         help="TCP port; 0 picks a free one (default: 0)")
     parser.add_argument("--tokens", choices=("required", "optional"), default="required",
-                        help="required: IMDSv2 only; optional: IMDSv1 too (default: required)")
+                        help="required: IMDSv2 only, every request without a token is 401 (the "
+                             "instance setting 'IMDSv2 required'); optional: IMDSv1 too "
+                             "(default: required)")
+    parser.add_argument("--instance-metadata-tags", choices=("enabled", "disabled"),
+                        default="enabled",
+                        help="disabled: meta-data/tags/ answers 404 and is not listed, as on an "
+                             "instance without tags in metadata (default: enabled)")
+    parser.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS,
+                        help="print one line per request to stderr: method, path, status, "
+                             "whether a token was sent (never the token)")
     parser.add_argument("--latency-ms", type=_number(0), default=0.0, metavar="MS",
                         help="milliseconds added before every answer (default: 0)")
     parser.add_argument("--sign-identity", metavar="CERT_FILE",
@@ -152,36 +162,60 @@ def faults_from_args(args: argparse.Namespace) -> Faults:
     )
 
 
-def emulator_from_args(args: argparse.Namespace) -> Emulator:
+def request_line(entry: TraceEntry) -> str:
+    """The ``serve -v`` line for one request: ``GET /latest/meta-data/ 200 token=yes``.
+
+    The path is the raw request target; the status is ``-`` when the connection was closed
+    without an answer; ``token=`` says whether an ``X-aws-ec2-metadata-token`` header was
+    sent. The token itself is never printed."""
+    status = str(entry.status) if entry.status else "-"
+    return f"{entry.method} {entry.path} {status} token={'yes' if entry.token else 'no'}"
+
+
+def emulator_from_args(
+    args: argparse.Namespace, log: Callable[[str], None] | None = None
+) -> Emulator:
     """The (not yet started) :class:`Emulator` for the parsed ``serve`` options.
 
     Its request trace is off (a long-running server would grow it forever); the counts are kept.
+    With ``-v`` each request's :func:`request_line` is passed to ``log`` (default: a line on
+    stderr).
 
     Raises :class:`~aioimds.SnapshotFormatError` or :class:`OSError` for a bad
     ``--snapshot`` file.
     """
-    snapshot = Snapshot.load(args.snapshot) if args.snapshot else None
     emulator = Emulator(
-        snapshot,
+        args.snapshot or None,
         host=args.host,
         port=args.port,
         tokens=args.tokens,
+        instance_metadata_tags=args.instance_metadata_tags,
         latency=args.latency_ms / 1000,
         faults=faults_from_args(args),
         seed=args.seed,
         sign_identity=args.sign_identity is not None,
     )
     emulator.counters.trace_enabled = False  # nobody reads it, and it would grow forever
+    if getattr(args, "verbose", 0):
+        write = log if log is not None else _stderr_line
+        emulator.on_request = lambda entry: write(request_line(entry))
     return emulator
 
 
-async def run_serve(args: argparse.Namespace, out: Callable[[str], None]) -> int:
-    """Serve until SIGINT or SIGTERM; ``out(url)`` is called once listening. Returns 0.
+def _stderr_line(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+async def run_serve(
+    args: argparse.Namespace, out: Callable[[str], None], log: Callable[[str], None] | None = None
+) -> int:
+    """Serve until SIGINT or SIGTERM; ``out(url)`` is called once listening, and with ``-v``
+    ``log(line)`` once per request (default: stderr). Returns 0.
 
     Raises :class:`~aioimds.SnapshotFormatError` or :class:`OSError` (bad snapshot
     file, port in use) before serving; the CLI maps them to its exit status.
     """
-    emulator = emulator_from_args(args)
+    emulator = emulator_from_args(args, log)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     installed: list[signal.Signals] = []

@@ -3,8 +3,10 @@
 It answers as DESIGN.md section 4 describes (and the EC2 user guide's "Instance metadata
 service" pages): IMDSv2 session tokens from ``PUT /latest/api/token``, 401 for unknown or
 expired tokens, 404 with an XHTML body for any path the snapshot lacks, ``Server: EC2ws``. It
-derives nothing: a path is answered only when the snapshot records it. Faults are injected from
-a mutable :class:`Faults`; every request is counted in :class:`Counters`.
+resolves a path as IMDS does (:mod:`aioimds.emulator.resolve`: trailing slashes either way,
+repeated slashes, dated versions) and derives nothing else: a path is answered only when the
+snapshot records it. Faults are injected from a mutable :class:`Faults`; every request is
+counted in :class:`Counters` and recorded in :attr:`Emulator.requests`.
 
 It runs the low-level ``aiohttp.web.Server`` (no router, no middlewares, no access log), because
 it is also the benchmark target: the hot path is a dict lookup and one ``web.Response``.
@@ -13,12 +15,15 @@ it is also the benchmark target: the hot path is a dict lookup and one ``web.Res
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import logging
+import os
 import random
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any, Concatenate, Literal, ParamSpec, TypeVar
 
 from aiohttp import web
 from aiohttp.web import RequestHandler
@@ -28,8 +33,11 @@ from ..snapshot import TEXT_PLAIN, Record, Snapshot
 from ..wire import REDACTED
 from .default import default_snapshot
 from .faults import Counters, Faults, PathFault, TokenBucket, TraceEntry
-from .identity import DOCUMENT, IdentitySigner
+from .identity import DOCUMENT, SIGNATURE, IdentitySigner
+from .listings import add_to_listings, remove_from_listing
+from .resolve import PathResolver, without_instance_tags
 from .schedule import Scheduler, maintenance_event
+from .thread import START_TIMEOUT, BackgroundLoop
 from .tokens import TokenStore, parse_ttl
 from .wire import (
     SERVER,
@@ -51,6 +59,12 @@ LOGGER = logging.getLogger("aioimds.emulator")
 """aiohttp's server errors (malformed requests, answered 400 by aiohttp) are logged here."""
 
 Tokens = Literal["required", "optional"]
+InstanceMetadataTags = Literal["enabled", "disabled"]
+RequestHook = Callable[[TraceEntry], None]
+SnapshotSource = Snapshot | str | os.PathLike[str]
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
 
 _TOKEN_HEADER_LOWER = TOKEN_HEADER.lower()
 _DATA_ALLOW = {"Allow": "GET, HEAD"}
@@ -66,6 +80,37 @@ def _trace_entry(request: web.BaseRequest, status: int) -> TraceEntry:
     sent = request.headers
     headers = {k: REDACTED if k.lower() == _TOKEN_HEADER_LOWER else v for k, v in sent.items()}
     return TraceEntry(request.method, request.raw_path, status, TOKEN_HEADER in sent, headers)
+
+
+def _on_emulator_loop(
+    method: Callable[Concatenate[Emulator, _P], _T],
+) -> Callable[Concatenate[Emulator, _P], _T]:
+    """Run ``method`` on the emulator's loop thread when it serves :meth:`~Emulator.in_thread`
+    and the caller is another thread, and wait for it; else call it directly."""
+
+    @functools.wraps(method)
+    def wrapper(self: Emulator, /, *args: _P.args, **kwargs: _P.kwargs) -> _T:
+        background = self._background
+        if background is not None and not background.in_loop_thread:
+            return background.call(functools.partial(method, self, *args, **kwargs))
+        return method(self, *args, **kwargs)
+
+    return wrapper
+
+
+def _load(snapshot: SnapshotSource | None) -> dict[str, Record]:
+    if snapshot is None:
+        return dict(default_snapshot())
+    if isinstance(snapshot, (str, os.PathLike)):
+        return dict(Snapshot.load(snapshot))
+    return dict(snapshot)
+
+
+def _call_hook(hook: RequestHook, entry: TraceEntry) -> None:
+    try:
+        hook(entry)
+    except Exception:  # a broken hook must not break the answer
+        LOGGER.exception("on_request hook failed for %s %s", entry.method, entry.path)
 
 
 class _Server(web.Server):
@@ -91,16 +136,34 @@ class Emulator:
     ``http://127.0.0.1:<free port>`` with IMDSv2 tokens required; ``emu.url`` is the endpoint.
 
     A path is looked up as requested (raw, query string ignored), then in its canonical
-    percent-encoding (:func:`~aioimds.emulator.wire.canonical_path`); anything else is 404.
-    A recorded error status with an empty body (``{"status": 404}``) is answered with the
-    XHTML error body, as IMDS would; a recorded body is always served byte for byte.
+    percent-encoding (:func:`~aioimds.emulator.wire.canonical_path`), then as real IMDS
+    resolves it (:class:`~aioimds.emulator.resolve.PathResolver`): a leaf asked with a
+    trailing slash, a listing asked without one, repeated slashes, and every dated version
+    that ``/`` lists (served from the ``latest`` records unless the snapshot holds that
+    version's own paths). Anything else is 404. A recorded error status with an empty body
+    (``{"status": 404}``) is answered with the XHTML error body, as IMDS would; a recorded body
+    is always served byte for byte.
+
+    Editing the tree (:meth:`set_leaf`, :meth:`set_response`, :meth:`remove`) keeps parent
+    listings in step, as :mod:`aioimds.emulator.listings` describes.
+
+    Synchronous code (boto3, requests, a ``TestClient``) must not call an emulator serving on
+    its own thread's loop: use ``with Emulator().in_thread() as emu:`` (:meth:`in_thread`).
 
     Args:
-        snapshot: the tree to serve (default: :func:`default_snapshot`).
+        snapshot: the tree to serve: a :class:`Snapshot`, or the path of an
+            ``imds-snapshot/1`` file (default: :func:`default_snapshot`). Raises
+            :class:`~aioimds.snapshot.SnapshotFormatError` or :class:`OSError` for a bad file.
         host: address to listen on (default ``127.0.0.1``; ``::1`` gives ``http://[::1]:PORT``).
         port: TCP port; 0 (default) picks a free one.
         tokens: ``"required"`` (default: IMDSv2 only, GET without a token is 401) or
-            ``"optional"`` (IMDSv1 also served).
+            ``"optional"`` (IMDSv1 also served). ``"required"`` is the instance setting
+            "IMDSv2 required" (``HttpTokens=required`` in ``modify-instance-metadata-options``):
+            every token-less GET and HEAD, whatever the path, answers 401.
+        instance_metadata_tags: ``"enabled"`` (default: ``meta-data/tags/`` served as the
+            snapshot records it) or ``"disabled"`` (the instance setting
+            ``InstanceMetadataTags=disabled``: everything under ``meta-data/tags/`` answers 404
+            and ``meta-data/`` does not list ``tags/``, in every version).
         latency: seconds added before every answer (default 0.0).
         faults: the :class:`Faults` to inject (default: none); ``emu.faults`` stays mutable.
         seed: seed of the emulator's own ``random.Random`` (error, drop and jitter draws), for
@@ -109,26 +172,33 @@ class Emulator:
             ``dynamic/instance-identity/signature`` to verify with
             :attr:`identity_certificate` (default False: the snapshot is served as it is;
             needs ``cryptography``, see :mod:`aioimds.emulator.identity`).
+        on_request: called with each request's :class:`TraceEntry` when it has been answered
+            (on the emulator's loop; keep it quick; an exception it raises is logged, not
+            raised); ``aioimds serve -v`` prints one line per request with it. Settable.
     """
 
     def __init__(
         self,
-        snapshot: Snapshot | None = None,
+        snapshot: SnapshotSource | None = None,
         *,
         host: str = "127.0.0.1",
         port: int = 0,
         tokens: Tokens = "required",
+        instance_metadata_tags: InstanceMetadataTags = "enabled",
         latency: float = 0.0,
         faults: Faults | None = None,
         seed: int | None = None,
         sign_identity: bool = False,
+        on_request: RequestHook | None = None,
     ) -> None:
-        self._responses: dict[str, Record] = dict(
-            snapshot if snapshot is not None else default_snapshot()
-        )
+        self._responses: dict[str, Record] = _load(snapshot)
+        self._resolver = PathResolver()
         self.host = host
         self._bind_port = port
         self.tokens = tokens
+        self.instance_metadata_tags = instance_metadata_tags
+        self.on_request = on_request
+        self._background: BackgroundLoop | None = None
         if not latency >= 0:
             raise ValueError("latency must be >= 0 seconds")
         self.latency = latency
@@ -164,6 +234,27 @@ class Emulator:
         self._tokens_required = value == "required"
 
     @property
+    def instance_metadata_tags(self) -> InstanceMetadataTags:
+        """``"enabled"`` (tags served) or ``"disabled"`` (``meta-data/tags/`` 404); settable."""
+        return "enabled" if self._tags_enabled else "disabled"
+
+    @instance_metadata_tags.setter
+    def instance_metadata_tags(self, value: InstanceMetadataTags) -> None:
+        if value not in ("enabled", "disabled"):
+            raise ValueError(
+                f'instance_metadata_tags must be "enabled" or "disabled", not {value!r}')
+        self._tags_enabled = value == "enabled"
+
+    @property
+    def requests(self) -> list[TraceEntry]:
+        """The request log: every request as a :class:`TraceEntry` (method, raw path, status,
+        whether a token was sent, headers with the token redacted), in order of completion.
+
+        The same list as ``counters.trace``: cleared by ``counters.reset()``, not recorded
+        while ``counters.trace_enabled`` is False."""
+        return self.counters.trace
+
+    @property
     def url(self) -> str:
         """The endpoint, ``http://127.0.0.1:PORT`` (``http://[::1]:PORT``); after start."""
         if self._url is None:
@@ -188,48 +279,76 @@ class Emulator:
         ``sign_identity`` is on and the emulator has started; else ``None``."""
         return self._signer.certificate if self._signer is not None else None
 
-    def set_snapshot(self, snapshot: Snapshot) -> None:
-        """Serve ``snapshot`` instead, from the next request on."""
-        self._responses = dict(snapshot)
+    @_on_emulator_loop
+    def set_snapshot(self, snapshot: SnapshotSource) -> None:
+        """Serve ``snapshot`` (a :class:`Snapshot` or a file's path) instead, from the next
+        request on, exactly as given (listings are not changed)."""
+        self._responses = _load(snapshot)
+        self._resolver.invalidate()
         self._sign_identity_document(DOCUMENT)
 
+    @_on_emulator_loop
     def set_response(self, path: str, record: Record) -> None:
-        """Answer ``path`` (a snapshot key such as ``/latest/meta-data/ami-id``) with ``record``."""
+        """Answer ``path`` (a snapshot key such as ``/latest/meta-data/ami-id``) with ``record``.
+
+        A 200 record is also listed in its parent listing, and each missing directory up to
+        ``/latest/`` in its own (:mod:`aioimds.emulator.listings`); an error record leaves the
+        listings as they are. Raises ValueError for a path not starting with ``/``."""
         if not path.startswith("/"):
             raise ValueError(f"a path must start with /, not {path!r}")
         self._responses[path] = record
+        if record.status == 200:
+            add_to_listings(self._responses, path)
+        self._resolver.invalidate()
         self._sign_identity_document(path)
 
     def _sign_identity_document(self, path: str) -> None:
         """Re-sign the identity document after ``path`` changed, when signing is on."""
         if self._signer is not None and path == DOCUMENT:
             self._signer.sign(self._responses)
+            if SIGNATURE in self._responses:
+                add_to_listings(self._responses, SIGNATURE)
 
+    @_on_emulator_loop
     def set_leaf(self, path: str, body: str | bytes, content_type: str = TEXT_PLAIN) -> None:
-        """Answer ``path`` with 200 and ``body`` (str is UTF-8 encoded), adding or replacing it."""
+        """Answer ``path`` with 200 and ``body`` (str is UTF-8 encoded), adding or replacing it
+        and listing it in its parent listings (see :meth:`set_response`)."""
         data = body.encode("utf-8") if isinstance(body, str) else bytes(body)
         self.set_response(path, Record(body=data, content_type=content_type))
 
+    @_on_emulator_loop
     def remove(self, path: str) -> None:
-        """Forget ``path``: it answers 404 from now on (no error if it was absent)."""
-        self._responses.pop(path, None)
+        """Forget ``path``: it answers 404 from now on (no error if it was absent), and its
+        entry leaves its parent listing. A directory (``path`` ending with ``/``) goes with
+        every path under it."""
+        responses = self._responses
+        responses.pop(path, None)
+        if path.endswith("/"):
+            for key in [k for k in responses if k.startswith(path)]:
+                del responses[key]
+        remove_from_listing(responses, path)
+        self._resolver.invalidate()
 
+    @_on_emulator_loop
     def revoke_tokens(self) -> None:
         """Revoke every issued token: each one answers 401 from now on."""
         self._store.revoke_all()
 
     # -- scheduled changes (aioimds.emulator.schedule; pending ones are cancelled by stop) --
 
+    @_on_emulator_loop
     def schedule_spot_action(self, in_seconds: float, action: str = "terminate") -> None:
         """Serve a spot interruption notice (``terminate``, ``stop`` or ``hibernate``) at
         ``meta-data/spot/instance-action`` from ``in_seconds`` seconds from now."""
         self._schedule.spot_action(in_seconds, action)
 
+    @_on_emulator_loop
     def schedule_rebalance(self, in_seconds: float) -> None:
         """Serve a rebalance recommendation at ``meta-data/events/recommendations/rebalance``
         from ``in_seconds`` seconds from now."""
         self._schedule.rebalance(in_seconds)
 
+    @_on_emulator_loop
     def schedule_maintenance_event(
         self, in_seconds: float, code: str = "system-reboot", description: str | None = None,
         *, event_id: str | None = None, not_before: datetime | None = None,
@@ -245,10 +364,12 @@ class Emulator:
         self._schedule.maintenance_event(in_seconds, event)
         return event["EventId"]
 
+    @_on_emulator_loop
     def schedule_lifecycle_state(self, in_seconds: float, state: str) -> None:
         """Set ``meta-data/autoscaling/target-lifecycle-state`` to ``state`` in ``in_seconds``."""
         self._schedule.lifecycle_state(in_seconds, state)
 
+    @_on_emulator_loop
     def rotate_credentials(self, every: float | None = None,
                            lifetime: float | None = None) -> None:
         """New role credentials now (and each ``every`` seconds), expiring ``lifetime`` seconds
@@ -296,6 +417,41 @@ class Emulator:
             self._url = self._port = None
             self._admitted = 0
             self._excess.clear()
+
+    @contextlib.contextmanager
+    def in_thread(self) -> Iterator[Emulator]:
+        """Serve on an event loop of its own in a background thread, for synchronous code.
+
+        ``with Emulator().in_thread() as emu:`` starts the emulator (``emu.url`` is set once
+        the block is entered) and stops it, and the thread, when the block ends. A blocking
+        call (botocore, boto3, requests, urllib3, Starlette's ``TestClient``) can then reach
+        it from the calling thread, or from any other. Editing methods (``set_leaf``,
+        ``set_response``, ``remove``, ``set_snapshot``, ``revoke_tokens``, ``schedule_*``,
+        ``rotate_credentials``) called from another thread run on the emulator's loop and
+        return once applied; ``faults``, ``tokens`` and ``instance_metadata_tags`` may be set
+        from any thread; ``requests`` and ``counters`` may be read from any thread.
+
+        Raises RuntimeError when the emulator is already running, :class:`OSError` when it
+        cannot listen, and :class:`TimeoutError` when it has not started within
+        :data:`~aioimds.emulator.thread.START_TIMEOUT` seconds.
+        """
+        if self._runner is not None or self._background is not None:
+            raise RuntimeError("the emulator is already running")
+        background = BackgroundLoop()
+        try:
+            background.run(self.start(), START_TIMEOUT)
+        except BaseException:
+            background.close()
+            raise
+        self._background = background
+        try:
+            yield self
+        finally:
+            try:
+                background.run(self.stop())
+            finally:
+                self._background = None
+                background.close()
 
     async def __aenter__(self) -> Emulator:
         await self.start()
@@ -348,8 +504,13 @@ class Emulator:
         finally:
             counters.in_flight -= 1
             counters.requests[(request.method, status)] += 1
-            if counters.trace_enabled:
-                counters.trace.append(_trace_entry(request, status))
+            hook = self.on_request
+            if counters.trace_enabled or hook is not None:
+                entry = _trace_entry(request, status)
+                if counters.trace_enabled:
+                    counters.trace.append(entry)
+                if hook is not None:
+                    _call_hook(hook, entry)
 
     async def _answer(self, request: web.BaseRequest) -> web.Response | None:
         """The answer to ``request``, or ``None`` to close the connection without one."""
@@ -408,7 +569,11 @@ class Emulator:
                 self._apply_revocations(faults.revoke_every)
             if not self._store.valid(token):
                 return await self._error(401)
-        key = path if path in self._responses else canonical_path(path)
+        responses = self._responses
+        if path in responses:
+            key = path
+        else:
+            key = self._resolver.resolve(responses, path) or canonical_path(path)
         if faults.path_faults:
             fault = self._path_fault(faults.path_faults, path, key)
             if fault is not None:
@@ -419,7 +584,9 @@ class Emulator:
                     return await self._error(fault.status)
         if faults.error_rate and self._rng.random() < faults.error_rate:
             return await self._error(self._rng.choice((500, 503)))
-        record = self._responses.get(key)
+        record = responses.get(key)
+        if record is not None and not self._tags_enabled:
+            record = without_instance_tags(key, record)
         if record is None:
             return await self._error(404)
         if record.status != 200 and not record.body:
