@@ -4,6 +4,7 @@ that asks for the fixtures, under pytester, with warnings as errors."""
 from __future__ import annotations
 
 import pytest
+from conftest import FIXTURES
 
 pytest_plugins = ["pytester"]
 
@@ -15,6 +16,7 @@ asyncio_default_fixture_loop_scope = function
 
 USER_TESTS = '''
 import os
+import urllib.request
 
 import pytest
 
@@ -23,6 +25,7 @@ from aioimds.emulator import Faults, PathFault
 from aioimds.typed.watch import watch_spot_interruption
 
 REGION = "meta-data/placement/region"
+FIXTURE = FIXTURE_PATH
 
 
 @pytest.mark.asyncio
@@ -79,6 +82,20 @@ async def test_the_environment_points_at_the_emulator(imds_environment):
 def test_the_environment_is_restored_afterwards():
     assert os.environ["AWS_EC2_METADATA_DISABLED"] == "true"
     assert "AWS_EC2_METADATA_SERVICE_ENDPOINT" not in os.environ
+
+
+@pytest.mark.imds_emulator(tokens="optional")
+def test_a_synchronous_test_calls_the_thread_emulator(imds_emulator_thread):
+    direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with direct.open(imds_emulator_thread.url + "/latest/" + REGION, timeout=10) as resp:
+        assert resp.read() == b"ap-northeast-1"
+    assert [r.token for r in imds_emulator_thread.requests] == [False]
+
+
+@pytest.mark.asyncio
+@pytest.mark.imds_emulator(snapshot=FIXTURE)
+async def test_the_marker_takes_a_snapshot_path(imds_client):
+    assert await imds_client.get(REGION) == "us-east-1"
 '''
 
 
@@ -89,9 +106,37 @@ def test_fixtures_work_in_a_users_suite_with_warnings_as_errors(
     monkeypatch.delenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", raising=False)
     monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent/aioimds-test-config")
     pytester.makeini(INI)
-    pytester.makepyfile(test_user=USER_TESTS)
+    fixture = FIXTURES / "imds-mock-on-demand.snapshot.json"
+    pytester.makepyfile(test_user=USER_TESTS.replace("FIXTURE_PATH", repr(str(fixture))))
     result = pytester.runpytest_inprocess("-W", "error", "-p", "no:cacheprovider")
-    result.assert_outcomes(passed=8)
+    result.assert_outcomes(passed=10)
+
+
+POSITIONAL_MARKER = """
+import pytest
+
+
+@pytest.mark.imds_emulator("optional")
+def test_sync(imds_emulator_thread):
+    pass
+
+
+@pytest.mark.imds_emulator("optional")
+async def test_async(imds_emulator):
+    pass
+"""
+
+
+def test_the_marker_rejects_positional_arguments_saying_how_to_write_it(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makeini(INI + "asyncio_mode = auto\n")
+    pytester.makepyfile(test_marker=POSITIONAL_MARKER)
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(errors=2)
+    result.stdout.fnmatch_lines([
+        "*@pytest.mark.imds_emulator takes keyword arguments of Emulator only, got positional "
+        "('optional',): write @pytest.mark.imds_emulator(snapshot=...) or (tokens=...)*"])
 
 
 BLOCK_PYTEST_ASYNCIO = """
