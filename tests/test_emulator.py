@@ -244,7 +244,7 @@ LOOKUP_CASES = [
 @pytest.mark.parametrize(
     ("path", "status"), [c[1:] for c in LOOKUP_CASES], ids=[c[0] for c in LOOKUP_CASES]
 )
-async def test_lookup_tries_the_raw_path_its_canonical_form_then_resolves_it(emu, http, path, status) -> None:
+async def test_lookup_tries_raw_then_canonical_then_resolves(emu, http, path, status) -> None:
     emu.set_leaf("/latest/meta-data/tags/instance/two%20words", "spaced")
     assert (await get(http, emu, path, await new_token(http, emu))).status == status
 
