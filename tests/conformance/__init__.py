@@ -1,0 +1,1 @@
+"""Conformance: real third-party IMDS clients read the emulator (the ``conformance`` extra)."""
