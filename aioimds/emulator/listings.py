@@ -24,11 +24,14 @@ from __future__ import annotations
 from collections.abc import MutableMapping
 from urllib.parse import unquote
 
+from .. import catalogue
+from ..paths import is_listing, key_entry, split_entries
 from ..snapshot import Record
 
 __all__ = ["add_to_listings", "remove_from_listing"]
 
-_PUBLIC_KEYS = "/meta-data/public-keys/"
+_PUBLIC_KEYS = "/" + catalogue.PUBLIC_KEYS
+"""How a ``public-keys/`` listing ends, in any version."""
 
 
 def _parent(path: str) -> tuple[str, str] | None:
@@ -37,7 +40,7 @@ def _parent(path: str) -> tuple[str, str] | None:
     head, _, name = path.rstrip("/").rpartition("/")
     if not head:
         return None
-    entry = unquote(name) + ("/" if path.endswith("/") else "")
+    entry = unquote(name) + ("/" if is_listing(path) else "")
     if head.count("/") == 1:  # the version root lists its children without a slash
         entry = entry.rstrip("/")
     return head + "/", entry
@@ -51,14 +54,19 @@ def _entries(record: Record | None) -> list[str] | None:
     text = record.text()
     if text is None:
         return None
-    return [e for e in text.split("\n") if e]
+    return split_entries(text)
+
+
+def _is_key_directory(listing: str, entry: str) -> bool:
+    return listing.endswith(_PUBLIC_KEYS) and is_listing(entry)
 
 
 def _matches(listing: str, entry: str, candidate: str) -> bool:
+    """Whether the listing's ``candidate`` entry stands for ``entry`` (``0=name`` for ``0/``)."""
     if candidate == entry:
         return True
-    return (listing.endswith(_PUBLIC_KEYS) and entry.endswith("/")
-            and candidate.startswith(entry[:-1] + "="))
+    key = key_entry(candidate)
+    return _is_key_directory(listing, entry) and key is not None and key[0] + "/" == entry
 
 
 def _listing_record(entries: list[str]) -> Record:
@@ -74,7 +82,7 @@ def add_to_listings(responses: MutableMapping[str, Record], path: str) -> None:
         entries = _entries(responses.get(listing))
         if entries is None or any(_matches(listing, entry, e) for e in entries):
             return
-        if listing.endswith(_PUBLIC_KEYS) and entry.endswith("/"):
+        if _is_key_directory(listing, entry):
             return  # the key's name is not known: public-keys/ is the caller's to set
         was_sorted = entries == sorted(entries)
         entries.append(entry)

@@ -22,16 +22,19 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
+from .. import catalogue
+from ..paths import ROOT, VERSIONS, split_entries
 from ..snapshot import Record
 from .wire import canonical_path
 
-__all__ = ["LATEST", "VERSIONS_LISTING", "PathResolver", "without_instance_tags"]
+__all__ = ["LATEST", "PathResolver", "without_instance_tags"]
 
-VERSIONS_LISTING = "/"
-"""The listing of API versions (``1.0`` ... ``2024-04-11``, ``latest``)."""
-
-LATEST = "latest"
+LATEST = ROOT.strip("/")
 """The version whose records a dated version is served from."""
+
+_META_DATA = catalogue.META_DATA.rstrip("/")
+_TAGS = catalogue.TAGS.removeprefix(catalogue.META_DATA).rstrip("/")
+_TAGS_ENTRY = _TAGS + "/"
 
 _REPEATED_SLASHES = re.compile(r"//+")
 
@@ -91,7 +94,7 @@ class PathResolver:
         return f"/{LATEST}/{rest}"
 
     def _listed(self, responses: Mapping[str, Record]) -> frozenset[str]:
-        record = responses.get(VERSIONS_LISTING)
+        record = responses.get(VERSIONS)
         if record is not self._versions_from:
             self._versions_from = record
             self._versions = frozenset(_entries(record))
@@ -110,7 +113,7 @@ def _entries(record: Record | None) -> list[str]:
     if record is None or record.status != 200:
         return []
     text = record.text()
-    return [e for e in text.split("\n") if e] if text is not None else []
+    return split_entries(text) if text is not None else []
 
 
 def without_instance_tags(key: str, record: Record) -> Record | None:
@@ -119,14 +122,14 @@ def without_instance_tags(key: str, record: Record) -> Record | None:
     entry, anything else ``record`` itself. (EC2 user guide, "View tags for your EC2 instances
     from within the instance": ``tags/instance`` is there only when access is allowed.)"""
     parts = key.split("/", 4)
-    if len(parts) < 4 or parts[2] != "meta-data":
+    if len(parts) < 4 or parts[2] != _META_DATA:
         return record
-    if parts[3] == "tags":
+    if parts[3] == _TAGS:
         return None
     if parts[3] or record.status != 200:
         return record
     entries = _entries(record)
-    if "tags/" not in entries:
+    if _TAGS_ENTRY not in entries:
         return record
-    body = "\n".join(e for e in entries if e != "tags/").encode("utf-8")
+    body = "\n".join(e for e in entries if e != _TAGS_ENTRY).encode("utf-8")
     return Record(body, record.status, record.content_type)
