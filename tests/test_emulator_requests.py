@@ -3,6 +3,7 @@ and `aioimds serve -v`, one line per request without the token."""
 
 from __future__ import annotations
 
+import argparse
 import logging
 import signal
 import subprocess
@@ -14,7 +15,7 @@ from emulator_http import REGION, TOKEN_H, TOKEN_PATH, get, new_token
 from test_emulator_serve import serve_args
 
 from aioimds.emulator import Emulator, TraceEntry
-from aioimds.emulator.serve import emulator_from_args, request_line
+from aioimds.emulator.serve import add_serve_arguments, emulator_from_args, request_line
 
 
 async def test_requests_lists_every_request_in_order_without_the_token(emu: Emulator,
@@ -98,3 +99,11 @@ def test_aioimds_serve_v_prints_request_lines_to_stderr() -> None:
     log = [line for line in err.splitlines() if " token=" in line]
     assert log == ["PUT /latest/api/token 200 token=no", f"GET {REGION} 200 token=yes"]
     assert token not in err
+
+
+def test_serve_options_reuse_a_verbose_option_the_parser_already_has() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("-v", "--verbose", action="count", default=0)
+    add_serve_arguments(parser)  # no conflict: the same -v turns the request log on
+    assert emulator_from_args(parser.parse_args(["-v"])).on_request is not None
+    assert emulator_from_args(parser.parse_args([])).on_request is None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import math
 import signal
 import sys
@@ -73,9 +74,11 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
                         default="enabled",
                         help="disabled: meta-data/tags/ answers 404 and is not listed, as on an "
                              "instance without tags in metadata (default: enabled)")
-    parser.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS,
-                        help="print one line per request to stderr: method, path, status, "
-                             "whether a token was sent (never the token)")
+    # The global -v may already be accepted after the sub-command: then it is that one.
+    with contextlib.suppress(argparse.ArgumentError):
+        parser.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS,
+                            help="print one line per request to stderr: method, path, status, "
+                                 "whether a token was sent (never the token)")
     parser.add_argument("--latency-ms", type=_number(0), default=0.0, metavar="MS",
                         help="milliseconds added before every answer (default: 0)")
     parser.add_argument("--sign-identity", metavar="CERT_FILE",
