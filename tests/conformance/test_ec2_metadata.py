@@ -233,3 +233,14 @@ def test_without_a_token_ec2_metadata_raises_even_with_tokens_optional(status: i
         with pytest.raises(urllib3.exceptions.HTTPError, match=f"token: {status}"):
             pointed_at(emu.url).instance_id  # noqa: B018
         assert [r.method for r in emu.requests] == ["PUT"]
+
+
+def test_a_revoked_token_is_an_error_ec2_metadata_does_not_retry() -> None:
+    """ec2-metadata keeps its token for 6 h less a minute and never re-PUTs after a 401."""
+    with Emulator().in_thread() as emu:
+        md = pointed_at(emu.url)
+        assert md.instance_id == "i-0a1b2c3d4e5f60718"
+        emu.revoke_tokens()
+        with pytest.raises(urllib3.exceptions.HTTPError, match="HTTP 401"):
+            md.ami_id  # noqa: B018
+        assert [r.method for r in emu.requests] == ["PUT", "GET", "GET"]
