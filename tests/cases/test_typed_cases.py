@@ -459,7 +459,7 @@ async def test_c52_user_data_is_bytes_as_served_and_dumps_as_valid_json(body: by
 async def test_c52_no_user_data_is_absent_not_an_error() -> None:
     """cloud-init #4386, bolt #3095: user-data answers 404 (the instance has none)."""
     async with Emulator() as emu, IMDSClient(endpoint=emu.url) as imds:
-        emu.remove("/latest/user-data")
+        emu.set_response("/latest/user-data", Record(b"", 404))  # listed, and 404
         assert await imds.user_data() is None
         with pytest.raises(IMDSNotFoundError):
             await imds.get_bytes("user-data")
