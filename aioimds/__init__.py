@@ -22,6 +22,7 @@ from .errors import (
     IMDSTimeoutError,
     IMDSTokenError,
     IMDSTokenTimeoutError,
+    IMDSUnreachableError,
     PathError,
     SnapshotFormatError,
 )
@@ -73,6 +74,7 @@ __all__ = [
     "IMDSTimeoutError",
     "IMDSTokenError",
     "IMDSTokenTimeoutError",
+    "IMDSUnreachableError",
     "IdentityDocument",
     "MaintenanceEvent",
     "NetworkInterface",

@@ -6,7 +6,6 @@ https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/instancedata-data-retrieval.
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import functools
 import logging
 import random
@@ -14,26 +13,27 @@ from types import TracebackType
 from typing import Any, Literal, overload
 
 from . import clock, retry
+from .budget import DUMP_DEADLINE, Budget, Stall, Tries
 from .config import IMDSConfig
-from .crawl import DEFAULT_CONCURRENCY, CrawlResult, crawl
+from .crawl import DEFAULT_CONCURRENCY, CrawlResult, crawl, not_an_imds
 from .errors import (
-    IMDSConnectionError,
     IMDSDisabledError,
     IMDSError,
     IMDSHTTPError,
     IMDSNotFoundError,
     IMDSResponseError,
     IMDSThrottledError,
-    IMDSTimeoutError,
     IMDSTokenError,
     IMDSTokenTimeoutError,
+    IMDSUnreachableError,
 )
 from .pacing import AdaptiveLimit
-from .paths import parse_listing, request_path
+from .paths import ROOT, parse_listing, request_path
+from .retry import NoAnswer, Outcome
 from .snapshot import Record, Snapshot
 from .stats import CrawlProgress, RequestStats
-from .token import HOP_LIMIT_ADVICE, TokenSession
-from .transport import Answer, Transport
+from .token import HOP_LIMIT_ADVICE, TokenSession, token_from_answer
+from .transport import Answer, Transport, no_answer
 from .typed import MetadataViews, parse_json
 from .wire import TOKEN_HEADER, TOKEN_PATH, TTL_HEADER
 
@@ -74,10 +74,16 @@ class IMDSClient(MetadataViews):
         self.config = base.with_overrides(**overrides)
         self._transport: Transport | None = None
         self._tokens: TokenSession | None = None
-        self._pace: AdaptiveLimit | None = None
+        self._budget = self._call_budget(None)
+        self._answered = False
+        """Whether the endpoint ever answered this session (a dead endpoint fails fast)."""
         self._rand = random.Random()
         self.stats = RequestStats()
         """Counts of the requests sent (:class:`~aioimds.stats.RequestStats`)."""
+
+    def _call_budget(self, limit: AdaptiveLimit | None) -> Budget:
+        attempts = self.config.attempts
+        return Budget(attempts, self.config.deadline_for(attempts), limit)
 
     def __repr__(self) -> str:
         state = "open" if self._transport is not None else "closed"
@@ -102,7 +108,8 @@ class IMDSClient(MetadataViews):
                                         v1_allowed=not cfg.v1_disabled)
             # Every request outside a dump shares this pacing, so concurrent calls (typed
             # views gather many leaves) slow down together when the service throttles.
-            self._pace = AdaptiveLimit(MAX_CONNECTIONS)
+            self._budget = self._call_budget(AdaptiveLimit(MAX_CONNECTIONS))
+            self._answered = False
 
     async def close(self) -> None:
         """Close the session and forget the token; closing twice is harmless."""
@@ -125,118 +132,121 @@ class IMDSClient(MetadataViews):
 
     # -- the pipeline ------------------------------------------------------------------------
 
-    async def _exchange(
-        self, method: str, path: str, headers: dict[str, str], *, attempts: int,
-        limit: AdaptiveLimit | None = None, retry_timeouts: bool = True,
-        tokens: TokenSession | None = None, start: float | None = None,
+    async def _send(
+        self, method: str, path: str, tries: Tries, *, tokens: TokenSession | None = None,
+        headers: dict[str, str] | None = None,
     ) -> tuple[Answer, str | None]:
-        """Send with retries (see :mod:`aioimds.retry`); return the first final answer and the
-        token it was sent with.
+        """The request loop: send, classify the outcome (:func:`aioimds.retry.classify`),
+        retry while ``tries`` allows; return the final answer and the token it was sent with.
 
-        Retried: no answer, 429 (after ``Retry-After`` when given) and 5xx, up to ``attempts``
-        within the deadline counted from ``start`` (default: now). With ``tokens``, each attempt
-        takes the current token, so a long wait for a retry never sends an expired one. Raises
-        the last error when the retries run out.
+        With ``tokens``, each attempt takes the current token (its PUT gets the same deadline),
+        so a long wait for a retry never sends an expired one. Raises the last attempt's error
+        when the budget is spent with no answer (:class:`~aioimds.IMDSUnreachableError` when
+        the endpoint never answered), or an answer that is not IMDS at once.
         """
-        transport, _ = self._open()
-        cfg = self.config
-        deadline = cfg.deadline_for(attempts)
-        if start is None:
-            start = clock.now()
+        transport = self._transport
+        if transport is None:
+            raise RuntimeError("IMDSClient is not open: use 'async with IMDSClient() as imds'")
+        budget = tries.budget
+        limit, stall = budget.limit, budget.stall
+        put = method == "PUT"
         token: str | None = None
-        attempt = 0
+        send_headers = headers if headers is not None else {}
         while True:
-            attempt += 1
             if tokens is not None:
-                token = await tokens.get()
-                headers = {TOKEN_HEADER: token} if token is not None else {}
-            timeout = min(cfg.timeout, max(0.001, deadline - (clock.now() - start)))
+                token = await tokens.get(tries)
+                send_headers = {TOKEN_HEADER: token} if token is not None else {}
+            tries.attempt += 1
+            timeout = tries.attempt_timeout(self.config.timeout)
             ticket = 0
             if limit is not None:
                 got = limit.try_acquire()
                 ticket = got if got is not None else await limit.acquire()
-            throttled = False
+            result: Answer | IMDSError
+            kind: NoAnswer | None = None
             status: int | None = None
-            _count(self.stats, attempt, tokens is not None and token is None)
+            ended = False  # False while cancelled: an attempt that never ended says nothing
+            _count(self.stats, tries.attempt, tokens is not None and token is None)
             try:
-                ans = await transport.send(method, path, headers, timeout)
-                status = ans.status
-                throttled = status == 429
-                self.stats.throttled += throttled
+                result = await transport.send(method, path, send_headers, timeout)
+                status, ended = result.status, True
+                self.stats.throttled += status == 429
             except IMDSError as exc:
-                no_answer = isinstance(exc, (IMDSConnectionError, IMDSTimeoutError))
-                throttled = no_answer
-                self.stats.dropped += no_answer
-                if not no_answer or (not retry_timeouts and isinstance(exc, IMDSTimeoutError)):
-                    raise
-                failure: IMDSError | Answer = exc
-            else:
-                if retry.decide(ans.status) is not retry.Action.RETRY:
-                    return ans, token
-                failure = ans
+                result, kind, ended = exc, no_answer(exc), True
+                self.stats.dropped += kind is not None
             finally:
                 if limit is not None:
-                    limit.release(ticket, throttled=throttled, status=status)
-            delay = _delay(failure, attempt, self._rand)
-            elapsed = clock.now() - start
-            if attempt >= attempts or elapsed + delay >= deadline:
-                if isinstance(failure, Answer):
-                    return failure, token
-                raise failure
-            _log.debug("%s %s: %s; retry %d in %.3f s", method, path, _describe(failure),
-                       attempt, delay)
-            await asyncio.sleep(delay)
+                    limit.release(ticket, throttled=status == 429 or kind is not None,
+                                  status=status, counted=ended)
+            if isinstance(result, Answer):
+                self._answered = True
+                outcome = Outcome(result.status, put=put)
+            else:
+                outcome = Outcome(no_answer=kind, put=put, bad_answer=kind is None)
+            if stall is not None:
+                stall.observe(outcome)
+            if retry.classify(outcome) is retry.Action.RETRY:
+                delay = _delay(result, tries.attempt, self._rand)
+                if tries.allows(outcome, delay, answered_before=self._answered):
+                    _log.debug("%s %s: %s; retry %d in %.3f s", method, path,
+                               _describe(result), tries.attempt, delay)
+                    await asyncio.sleep(delay)
+                    continue
+                if not isinstance(result, Answer):
+                    raise self._no_answer_error(result, kind)
+            if not isinstance(result, Answer):
+                raise result
+            return result, token
 
-    async def _put_token(self, ttl: int) -> tuple[str, int]:
-        """``PUT /latest/api/token``; returns (token, granted TTL in seconds)."""
-        # Inside a dump the PUT is paced with the crawl's requests and gets its retry budget.
-        limit, attempts = _DUMP.get() or (self._pace, self.config.attempts)
-        try:
-            ans, _ = await self._exchange("PUT", TOKEN_PATH, {TTL_HEADER: str(ttl)},
-                                          attempts=attempts, limit=limit, retry_timeouts=False)
-        except IMDSTimeoutError as exc:
-            raise IMDSTokenTimeoutError(HOP_LIMIT_ADVICE, path=TOKEN_PATH) from exc
-        if ans.status == 200:
-            parsed = _parse_token(ans, ttl)
-            self.stats.token_puts += 1
-            return parsed
-        if ans.status == 400:
-            raise IMDSTokenError(
-                "this endpoint is not an IMDS or rejected the token request (400)",
-                path=TOKEN_PATH, status=400)
-        raise IMDSTokenError(f"the token PUT answered {ans.status}", path=TOKEN_PATH,
-                             status=ans.status)
+    def _no_answer_error(self, err: IMDSError, kind: NoAnswer | None) -> IMDSError:
+        """The error a request ends with after its last unanswered attempt: for a connection
+        that got no answer from an endpoint that never answered, the dead-endpoint error."""
+        if kind is NoAnswer.CONNECT and not self._answered:
+            unreachable = IMDSUnreachableError(
+                f"no answer from {self.config.base_url}; not on EC2? use --emulator or "
+                f"--endpoint (the last attempt: {err.message})", path=err.path)
+            unreachable.__cause__ = err
+            return unreachable
+        return err
 
-    async def _fetch(
-        self, path: str, *, attempts: int | None = None, limit: AdaptiveLimit | None = None
-    ) -> Record:
+    async def _put_token(self, ttl: int, tries: Tries | None) -> tuple[str, int]:
+        """``PUT /latest/api/token`` under the deadline of the request that needs the token;
+        returns (token, granted TTL in seconds) (:func:`aioimds.token.token_from_answer`)."""
+        put_tries = tries.sub() if tries is not None else self._budget.start()
+        ans, _ = await self._send("PUT", TOKEN_PATH, put_tries, headers={TTL_HEADER: str(ttl)})
+        parsed = token_from_answer(ans.status, ans.body, ans.ttl, ttl)
+        self.stats.token_puts += 1
+        return parsed
+
+    async def _fetch(self, path: str, *, budget: Budget | None = None) -> Record:
         """GET ``path`` (percent-encoded) with the token; a Record of status 200 or 404.
 
-        A 401 invalidates the token, fetches a new one and retries once.
+        A 401 drops the token (or ends the IMDSv1 fallback), PUTs again and retries once.
         """
         _, tokens = self._open()
-        tries = attempts if attempts is not None else self.config.attempts
-        start = clock.now()  # one deadline for the whole request, re-PUT included
-        for refreshed in (False, True):
-            ans, token = await self._exchange(
-                "GET", path, {}, attempts=tries, tokens=tokens, start=start,
-                limit=limit if limit is not None else self._pace)
-            if ans.status == 200:
+        tries = (budget if budget is not None else self._budget).start()
+        refreshed = False
+        while True:
+            ans, token = await self._send("GET", path, tries, tokens=tokens)
+            action = retry.classify(Outcome(ans.status))
+            if action is retry.Action.DONE:
                 if ans.content_type == "text/html":
                     raise IMDSResponseError(
                         "answered 200 with an HTML page, which IMDS never sends; check the "
                         "endpoint (a proxy or captive portal may be answering)",
                         path=path, status=200)
                 return Record(ans.body, 200, ans.content_type)
-            if ans.status == 404:
+            if action is retry.Action.NOT_FOUND:
                 return Record(b"", 404)
-            if ans.status != 401:
+            if action is not retry.Action.REFRESH_TOKEN:
                 break
-            if token is None:
+            if token is None and (refreshed or _put_unanswered(tokens)):
                 raise _token_required(tokens, path)
             if refreshed:
                 break
-            _log.debug("GET %s: 401, refreshing the token", path)
+            refreshed = True
+            _log.debug("GET %s: 401, %s", path,
+                       "refreshing the token" if token else "the service wants a token")
             tokens.invalidate(token)
         raise _status_error(ans, path)
 
@@ -285,6 +295,8 @@ class IMDSClient(MetadataViews):
         """
         req = request_path(path if path.endswith("/") or path == "" else path + "/")
         rec = await self._fetch(req)
+        if rec.status == 404 and req == ROOT:
+            raise not_an_imds()
         if rec.status == 404:
             raise IMDSNotFoundError("not found (404) on this instance", path=req, status=404)
         return parse_listing(rec.body, req)
@@ -292,16 +304,18 @@ class IMDSClient(MetadataViews):
     @overload
     async def dump(self, path: str = ..., *, concurrency: int = ...,
                    partial: Literal[False] = ..., attempts: int | None = ...,
-                   progress: CrawlProgress | None = ...) -> Snapshot: ...
+                   progress: CrawlProgress | None = ...,
+                   deadline: float | None = ...) -> Snapshot: ...
 
     @overload
     async def dump(self, path: str = ..., *, concurrency: int = ..., partial: Literal[True],
-                   attempts: int | None = ...,
-                   progress: CrawlProgress | None = ...) -> CrawlResult: ...
+                   attempts: int | None = ..., progress: CrawlProgress | None = ...,
+                   deadline: float | None = ...) -> CrawlResult: ...
 
     async def dump(self, path: str = "", *, concurrency: int = DEFAULT_CONCURRENCY,
                    partial: bool = False, attempts: int | None = None,
-                   progress: CrawlProgress | None = None) -> Snapshot | CrawlResult:
+                   progress: CrawlProgress | None = None,
+                   deadline: float | None = None) -> Snapshot | CrawlResult:
         """Crawl all of ``/latest/`` (meta-data, dynamic data, user-data) into a Snapshot.
 
         Args:
@@ -310,41 +324,46 @@ class IMDSClient(MetadataViews):
             concurrency: most requests in flight (:data:`~aioimds.crawl.DEFAULT_CONCURRENCY`);
                 lowered while the service throttles, raised again when it answers.
             partial: return a :class:`~aioimds.crawl.CrawlResult` (the snapshot of what
-                succeeded and the failed paths) instead of raising.
-            attempts: attempts per request; by default the larger of ``config.attempts`` and
-                :data:`CRAWL_ATTEMPTS`.
+                succeeded, with its ``failures``, and the failed paths) instead of raising.
+            attempts: attempts per request for 5xx and similar answers; by default the larger
+                of ``config.attempts`` and :data:`CRAWL_ATTEMPTS`. A 429 or an unanswered
+                connection is retried on a time basis instead, until ``deadline`` or until the
+                service answers nothing at all (:mod:`aioimds.budget`).
             progress: updated in place as the crawl goes (for progress lines).
+            deadline: seconds the whole dump may take; default
+                :data:`~aioimds.budget.DUMP_DEADLINE` (300).
 
         Raises: :class:`~aioimds.IMDSCrawlError` naming every failed path (not with
-        ``partial=True``); a listed entry answering 404 is recorded, not a failure.
+        ``partial=True``); a listed entry answering 404 is recorded, not a failure, while a
+        ``/latest/`` answering 404 fails the dump (the endpoint is not an IMDS).
         """
         self._open()
         root = request_path(path if path.endswith("/") or path == "" else path + "/")
-        tries = attempts if attempts is not None else max(self.config.attempts, CRAWL_ATTEMPTS)
-        limit = AdaptiveLimit(concurrency)
-
+        cfg = self.config
+        tries = attempts if attempts is not None else max(cfg.attempts, CRAWL_ATTEMPTS)
+        seconds = deadline if deadline is not None else DUMP_DEADLINE
+        if not seconds > 0:
+            raise ValueError(f"deadline must be positive seconds, not {deadline!r}")
+        budget = Budget(tries, cfg.deadline_for(tries), AdaptiveLimit(concurrency),
+                        until=clock.now() + seconds, stall=Stall(cfg.timeout))
         # A partial, not a closure: one coroutine frame less on every request of the crawl.
-        fetch = functools.partial(self._fetch, attempts=tries, limit=limit)
-        reset = _DUMP.set((limit, tries))
-        try:
-            result = await crawl(fetch, concurrency=concurrency, root=root, progress=progress)
-        finally:
-            _DUMP.reset(reset)
+        fetch = functools.partial(self._fetch, budget=budget)
+        result = await crawl(fetch, concurrency=concurrency, root=root, progress=progress)
         if partial:
             return result
         result.raise_for_failures()
         return result.snapshot
 
 
-_DUMP: contextvars.ContextVar[tuple[AdaptiveLimit, int] | None] = contextvars.ContextVar(
-    "aioimds_dump", default=None)
-"""The pacing and attempts of the dump running in this context (its crawl workers inherit it)."""
-
-
 def _count(stats: RequestStats, attempt: int, without_token: bool) -> None:
     stats.requests += 1
     stats.retries += attempt > 1
     stats.without_token += without_token
+
+
+def _put_unanswered(tokens: TokenSession) -> bool:
+    """Whether the IMDSv1 fallback came from a token PUT that got no answer."""
+    return isinstance(tokens.fallback_reason, TimeoutError) and tokens.using_v1
 
 
 def _token_required(tokens: TokenSession, path: str) -> IMDSTokenError:
@@ -354,27 +373,14 @@ def _token_required(tokens: TokenSession, path: str) -> IMDSTokenError:
     message = "the service requires a token (401 without one) but "
     if why is None or isinstance(why, TimeoutError):
         return IMDSTokenTimeoutError(message + HOP_LIMIT_ADVICE, path=path, status=401)
+    put = (f"the token PUT answered {why.status}" if why.status is not None
+           else f"the token PUT failed ({why.message})")
     return IMDSTokenError(
-        message + f"the token PUT answered {why.status}; check that the endpoint is an IMDS "
-        "(a proxy or a path in the endpoint URL can refuse the PUT)", path=path, status=401)
+        message + put + "; check that the endpoint is an IMDS (a proxy or a path in the "
+        "endpoint URL can refuse the PUT)", path=path, status=401)
 
 
-def _parse_token(ans: Answer, asked: int) -> tuple[str, int]:
-    try:
-        token = ans.body.decode("ascii").strip()
-    except UnicodeDecodeError:
-        token = ""
-    if not token or len(token) > 4096 or not all("!" <= c <= "~" for c in token):
-        raise IMDSTokenError("the token PUT answered 200 with something that is not a token",
-                             path=TOKEN_PATH, status=200)
-    granted = asked
-    ttl = (ans.ttl or "").strip()
-    if ttl.isascii() and ttl.isdigit() and len(ttl) <= 6 and int(ttl) > 0:
-        granted = int(ttl)
-    return token, granted
-
-
-def _delay(failure: IMDSError | Answer, attempt: int, rand: random.Random) -> float:
+def _delay(failure: Answer | IMDSError, attempt: int, rand: random.Random) -> float:
     if isinstance(failure, Answer) and failure.status == 429:
         after = retry.parse_retry_after(failure.retry_after)
         if after is not None:
@@ -382,7 +388,7 @@ def _delay(failure: IMDSError | Answer, attempt: int, rand: random.Random) -> fl
     return retry.backoff(attempt, rand=rand.random)
 
 
-def _describe(failure: IMDSError | Answer) -> str:
+def _describe(failure: Answer | IMDSError) -> str:
     return f"status {failure.status}" if isinstance(failure, Answer) else failure.message
 
 

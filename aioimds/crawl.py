@@ -7,11 +7,19 @@ that keeps the critical path (tree depth x latency) the bound. Entries ending in
 listings; ``N=name`` in ``public-keys/`` is the listing ``N/``; duplicate entries are fetched
 once. A listed entry answering 404 is recorded with status 404; any other failure is collected,
 never dropped, and the walk goes on.
+
+A listing entry that names no child (a tag key ``a/b``, cloud-init #4012; ``..``; a control
+character) is skipped with a warning (logger ``aioimds``) and collected in
+:attr:`CrawlResult.skipped`: its listing is recorded as served, so the snapshot keeps the
+entry, and its siblings are crawled. The dump stays complete, since the service answered
+everything that was asked; a skipped entry is not requested at all. A root listing answering
+404 is a failure (:func:`not_an_imds`): the endpoint is not an IMDS.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -27,7 +35,10 @@ from .paths import ROOT, child_path, is_listing, parse_listing
 from .snapshot import Record, Snapshot
 from .stats import CrawlProgress
 
-__all__ = ["DEFAULT_CONCURRENCY", "MAX_DEPTH", "MAX_PATHS", "CrawlResult", "crawl"]
+__all__ = ["DEFAULT_CONCURRENCY", "MAX_DEPTH", "MAX_PATHS", "STALL_FAILURES", "CrawlResult",
+           "crawl", "not_an_imds"]
+
+_log = logging.getLogger("aioimds")
 
 DEFAULT_CONCURRENCY = 32
 """Requests in flight during a dump, chosen by measurement (``python -m bench --only f``,
@@ -54,12 +65,15 @@ class CrawlResult:
     """What a crawl got.
 
     Attributes:
-        snapshot: every answer recorded (200 and 404), as a :class:`~aioimds.Snapshot`.
+        snapshot: every answer recorded (200 and 404), as a :class:`~aioimds.Snapshot`; its
+            ``failures`` name every failed path with its message (DESIGN.md section 3).
         failures: request path -> error, for every path that failed (empty when complete).
+        skipped: listing path -> the entries of it that name no child and were not followed.
     """
 
     snapshot: Snapshot
     failures: dict[str, IMDSError] = field(default_factory=dict)
+    skipped: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def complete(self) -> bool:
@@ -70,6 +84,13 @@ class CrawlResult:
         """Raise :class:`~aioimds.IMDSCrawlError` naming every failed path, if any failed."""
         if self.failures:
             raise IMDSCrawlError(self.failures, self.snapshot)
+
+
+def not_an_imds() -> IMDSResponseError:
+    """The error for ``/latest/`` answered 404, which no IMDS does (``dump``, ``ls``)."""
+    return IMDSResponseError(
+        "answered 404: this endpoint is not an IMDS (every IMDS lists meta-data here); check "
+        "the endpoint", path=ROOT, status=404)
 
 
 async def crawl(fetch: Fetch, *, concurrency: int = DEFAULT_CONCURRENCY,
@@ -84,6 +105,7 @@ async def crawl(fetch: Fetch, *, concurrency: int = DEFAULT_CONCURRENCY,
         raise ValueError(f"concurrency must be >= 1, not {concurrency}")
     records: dict[str, Record] = {}
     failures: dict[str, IMDSError] = {}
+    skipped: dict[str, list[str]] = {}
     # Two FIFO queues of (path, depth), listings before leaves; plain deques because the
     # workers are the only consumers and an idle worker parks on a future of its own.
     listings: deque[tuple[str, int]] = deque([(root, 0)])
@@ -131,9 +153,8 @@ async def crawl(fetch: Fetch, *, concurrency: int = DEFAULT_CONCURRENCY,
         finally:
             wake(added - 1)  # the worker that ran this listing takes one of them itself
         if bad:
-            raise IMDSResponseError(
-                f"listing has entries that do not name a child: {bad!r}; not followed",
-                path=path, status=200)
+            skipped[path] = bad
+            _log.warning("%s: skipped listing entries that name no child: %r", path, bad)
 
     async def worker() -> None:
         nonlocal busy, silent
@@ -155,6 +176,8 @@ async def crawl(fetch: Fetch, *, concurrency: int = DEFAULT_CONCURRENCY,
             try:
                 record = await fetch(path)
                 silent = 0
+                if path == ROOT and record.status == 404:
+                    raise not_an_imds()
                 records[path] = record
                 if record.status == 200 and is_listing(path):
                     visit_listing(path, record, depth)
@@ -180,4 +203,5 @@ async def crawl(fetch: Fetch, *, concurrency: int = DEFAULT_CONCURRENCY,
         for task in workers:
             task.cancel()
         await asyncio.gather(*workers, return_exceptions=True)
-    return CrawlResult(Snapshot(records), failures)
+    snapshot = Snapshot(records, failures={p: e.message for p, e in failures.items()})
+    return CrawlResult(snapshot, failures, skipped)

@@ -25,6 +25,7 @@ __all__ = [
     "IMDSTimeoutError",
     "IMDSTokenError",
     "IMDSTokenTimeoutError",
+    "IMDSUnreachableError",
     "PathError",
     "SnapshotFormatError",
 ]
@@ -72,6 +73,11 @@ class IMDSThrottledError(IMDSHTTPError):
 
 class IMDSConnectionError(IMDSError):
     """No HTTP answer: connection refused, reset or closed before a complete response."""
+
+
+class IMDSUnreachableError(IMDSConnectionError):
+    """The endpoint never answered this client: its connections were refused or got no answer
+    (not on EC2, a wrong endpoint). The message names the endpoint and what to do."""
 
 
 class IMDSTimeoutError(IMDSError, TimeoutError):

@@ -52,7 +52,7 @@ def redact(snapshot: Snapshot) -> Snapshot:
             body = _SECRET_RE.sub(lambda m: f'{m.group(1)}"{REDACTED}"', text).encode()
             rec = Record(body, rec.status, rec.content_type)
         out[path] = rec
-    return Snapshot(out)
+    return Snapshot(out, snapshot.failures)
 
 
 def _leaf_value(path: str, rec: Record) -> Any:

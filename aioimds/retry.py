@@ -1,14 +1,28 @@
-"""Retry decisions and backoff, as pure functions (no I/O, no clock).
+"""The one retry table the request loop follows (:func:`classify`), and backoff, as pure
+functions (no I/O, no clock).
 
-| answer                                   | action                                   |
-|------------------------------------------|------------------------------------------|
-| 200                                      | ``DONE``                                 |
-| 404                                      | ``NOT_FOUND`` (never retried)            |
-| 401                                      | ``REFRESH_TOKEN``: new token, one retry  |
-| 429                                      | ``RETRY`` after ``Retry-After`` or backoff |
-| 500-599                                  | ``RETRY`` after backoff                  |
-| no answer (connection error, timeout)    | ``RETRY`` after backoff                  |
-| 400, 403, 405, any other status          | ``FAIL`` (never retried)                 |
+:func:`classify` maps the outcome of one attempt to what the loop in ``client.py`` does next.
+The table below is the code: ``tests/test_retry.py`` checks every row of it.
+
+| request     | outcome                                     | action                          |
+|-------------|---------------------------------------------|---------------------------------|
+| GET         | 200                                         | ``DONE``                        |
+| GET         | 404                                         | ``NOT_FOUND`` (never retried)   |
+| GET         | 401                                         | ``REFRESH_TOKEN``: new token (a |
+|             |                                             | fresh PUT), one more attempt    |
+| token PUT   | 200                                         | ``DONE``                        |
+| token PUT   | 403, 404, 405                               | ``FALLBACK``: no IMDSv2 here;   |
+|             |                                             | IMDSv1 where allowed            |
+| any         | 408, 429, 500-599                           | ``RETRY`` after backoff (429:   |
+|             |                                             | after ``Retry-After`` if given) |
+| any         | no answer: timeout, refused, reset, dropped | ``RETRY`` after backoff         |
+| any         | any other status (400, 403 on a GET, ...),  | ``FAIL`` (never retried)        |
+|             | or an answer that is not IMDS (redirect,    |                                 |
+|             | a body over the cap, malformed HTTP)        |                                 |
+
+How many ``RETRY`` rounds a request gets is the :class:`~aioimds.budget.Budget`'s business
+(attempts, overall deadline, and inside a dump a time basis for throttling); what happens when
+a token PUT's retries run out is :mod:`aioimds.token`'s.
 """
 
 from __future__ import annotations
@@ -16,14 +30,17 @@ from __future__ import annotations
 import enum
 import random
 from collections.abc import Callable
+from dataclasses import dataclass
 
 __all__ = [
     "BACKOFF_BASE",
     "BACKOFF_CAP",
     "RETRY_AFTER_CAP",
     "Action",
+    "NoAnswer",
+    "Outcome",
     "backoff",
-    "decide",
+    "classify",
     "parse_retry_after",
 ]
 
@@ -34,23 +51,64 @@ BACKOFF_CAP = 1.0
 RETRY_AFTER_CAP = 5.0
 """Seconds: the longest ``Retry-After`` honoured; a larger one is clipped to this."""
 
+RETRY_STATUSES = frozenset({408, 429}) | frozenset(range(500, 600))
+"""Statuses that say "not now": retried on every request."""
+FALLBACK_STATUSES = frozenset({403, 404, 405})
+"""Token PUT statuses that mean "this IMDS does not do tokens" (as botocore and the Go SDK)."""
+
 
 class Action(enum.Enum):
-    """What the request pipeline does with one answer."""
+    """What the request loop does with one outcome."""
 
     DONE = "done"
     NOT_FOUND = "not_found"
     REFRESH_TOKEN = "refresh_token"
+    FALLBACK = "fallback"
     RETRY = "retry"
     FAIL = "fail"
 
 
-def decide(status: int | None) -> Action:
-    """The action for an HTTP ``status``; ``None`` means no answer (connection error, timeout)."""
-    if status is None or status == 429 or 500 <= status <= 599:
+class NoAnswer(enum.Enum):
+    """Why an attempt got no HTTP answer."""
+
+    CONNECT = "connect"
+    """No connection was made: refused, unreachable, or the connect itself timed out."""
+    TIMEOUT = "timeout"
+    """Connected and sent, but no complete answer within the timeout (a held PUT: hop limit)."""
+    DROPPED = "dropped"
+    """Connected, then closed or reset before a complete answer."""
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """One attempt's outcome.
+
+    Attributes:
+        status: the HTTP status answered; ``None`` when there was no answer.
+        no_answer: why there was no answer (``None`` when there was one).
+        put: whether the request was the token PUT.
+        bad_answer: the answer was not IMDS (a redirect, a body over the cap, malformed HTTP).
+    """
+
+    status: int | None = None
+    no_answer: NoAnswer | None = None
+    put: bool = False
+    bad_answer: bool = False
+
+
+def classify(outcome: Outcome) -> Action:
+    """The action for ``outcome``: the module's table, row by row."""
+    status = outcome.status
+    if outcome.bad_answer:
+        return Action.FAIL
+    if status is None:
         return Action.RETRY
     if status == 200:
         return Action.DONE
+    if status in RETRY_STATUSES:
+        return Action.RETRY
+    if outcome.put:
+        return Action.FALLBACK if status in FALLBACK_STATUSES else Action.FAIL
     if status == 404:
         return Action.NOT_FOUND
     if status == 401:

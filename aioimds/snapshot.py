@@ -12,6 +12,10 @@ A key is the request path exactly as requested (percent-encoded where the reques
 listings end with ``/``. ``body`` holds a body that is valid UTF-8, byte for byte; ``body_base64``
 any other body. ``content_type`` appears only when it is not ``text/plain``; ``status`` only
 when it is not 200.
+
+A partial dump adds a top-level ``"failures": {"/latest/...": "message"}`` naming every path
+that failed, so the file alone tells absent (``"status": 404``) from failed. A complete dump has
+no ``failures`` key; the emulator serves ``responses`` only and ignores it.
 """
 
 from __future__ import annotations
@@ -109,14 +113,21 @@ class Record:
 class Snapshot(Mapping[str, Record]):
     """An immutable map of request path (``/latest/...``) to :class:`Record`.
 
-    Equality compares every path, body, status and content type. ``Snapshot.load(p) ==
-    snap`` after ``snap.save(p)``.
+    Attributes:
+        responses: request path -> :class:`Record`, every answer recorded.
+        failures: request path -> message, for every path a partial dump failed on (empty
+            for a complete one); not part of the mapping, which holds answers only.
+
+    Equality compares every path, body, status and content type, and the failures.
+    ``Snapshot.load(p) == snap`` after ``snap.save(p)``.
     """
 
     responses: Mapping[str, Record] = field(default_factory=dict)
+    failures: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "responses", dict(sorted(self.responses.items())))
+        object.__setattr__(self, "failures", dict(sorted(self.failures.items())))
 
     def __getitem__(self, path: str) -> Record:
         return self.responses[path]
@@ -130,25 +141,30 @@ class Snapshot(Mapping[str, Record]):
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Snapshot):
             return NotImplemented
-        return self.responses == other.responses
+        return self.responses == other.responses and self.failures == other.failures
 
     def __hash__(self) -> int:
-        return hash(tuple(self.responses.items()))
+        return hash((tuple(self.responses.items()), tuple(self.failures.items())))
 
     def __repr__(self) -> str:
-        return f"Snapshot({len(self.responses)} responses)"
+        failed = f", {len(self.failures)} failures" if self.failures else ""
+        return f"Snapshot({len(self.responses)} responses{failed})"
 
     def subtree(self, prefix: str = "/latest/") -> Snapshot:
         """The responses whose path starts with ``prefix``: what a dump of ``/latest/`` of a
         server serving this snapshot gives back (the ``/`` version listing is not crawled)."""
-        return Snapshot({k: v for k, v in self.responses.items() if k.startswith(prefix)})
+        return Snapshot({k: v for k, v in self.responses.items() if k.startswith(prefix)},
+                        {k: v for k, v in self.failures.items() if k.startswith(prefix)})
 
     def to_json(self) -> dict[str, Any]:
         """The ``imds-snapshot/1`` JSON object."""
-        return {
+        out: dict[str, Any] = {
             "format": FORMAT,
             "responses": {k: r.to_json() for k, r in self.responses.items()},
         }
+        if self.failures:
+            out["failures"] = dict(self.failures)
+        return out
 
     def dumps(self) -> str:
         """The snapshot as JSON text (2-space indent, trailing newline)."""
@@ -162,10 +178,16 @@ class Snapshot(Mapping[str, Record]):
         responses = obj.get("responses")
         if not isinstance(responses, dict):
             raise SnapshotFormatError('"responses" must be a JSON object')
-        for key in responses:
+        failures = obj.get("failures", {})
+        if not isinstance(failures, dict):
+            raise SnapshotFormatError('"failures" must be a JSON object')
+        for key in [*responses, *failures]:
             if not key.startswith("/"):
                 raise SnapshotFormatError("a key must be a request path starting with /", path=key)
-        return cls({k: Record.from_json(k, v) for k, v in responses.items()})
+        for key, message in failures.items():
+            if not isinstance(message, str):
+                raise SnapshotFormatError("a failure must be a message string", path=key)
+        return cls({k: Record.from_json(k, v) for k, v in responses.items()}, failures)
 
     @classmethod
     def loads(cls, text: str | bytes) -> Snapshot:

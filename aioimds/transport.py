@@ -4,6 +4,13 @@ This is the only module that touches aiohttp's client. It never follows redirect
 proxies from the environment (``trust_env=False``), never decompresses (bodies are returned as
 served, and it asks for ``Accept-Encoding: identity``) and sends no ``X-Forwarded-For``. Errors
 never carry the token.
+
+Every attempt on the wire is one the request loop decided on: aiohttp's own retry of an
+idempotent request after a dropped keep-alive connection (aiohttp 3.10 and later) is switched
+off. aiohttp 3.11+ has a session switch for it (``_retry_connection``, the one aiohttp's own
+test client turns off); aiohttp 3.10 retries only methods it finds in its
+``IDEMPOTENT_METHODS`` set, compared case-sensitively before the request upper-cases the method,
+so there the method is passed in lower case; aiohttp 3.9 never retries.
 """
 
 from __future__ import annotations
@@ -16,11 +23,19 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from .errors import IMDSConnectionError, IMDSError, IMDSResponseError, IMDSTimeoutError
+from .retry import NoAnswer
 from .wire import REDACTED, TOKEN_HEADER, TTL_HEADER
 
-__all__ = ["Answer", "Transport"]
+__all__ = ["CONNECT_SHARE", "Answer", "Transport", "no_answer"]
 
 USER_AGENT = "aioimds"
+CONNECT_SHARE = 0.9
+"""Share of an attempt's timeout the TCP connect may take. Kept below 1 so that a connect that
+gets no answer (no host there: not on EC2) is told apart from a request that was sent and never
+answered (a held token PUT: the hop limit)."""
+
+_SESSION_RETRY_SWITCH = "_retry_connection" in aiohttp.ClientSession.ATTRS
+"""aiohttp >= 3.11: the session attribute that switches its keep-alive retry off."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +62,7 @@ class Transport:
 
     def __init__(self, base_url: str, *, timeout: float, max_body: int, connections: int):
         self.base_url = base_url
-        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._timeout = _timeout(timeout)
         self._max_body = max_body
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=connections, ttl_dns_cache=None,
@@ -58,6 +73,10 @@ class Transport:
             # about 5 us, and "identity" says what a client that never decompresses accepts.
             headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"},
         )
+        if _SESSION_RETRY_SWITCH:
+            self._session._retry_connection = False
+        self._methods = {m: m if _SESSION_RETRY_SWITCH else m.lower()
+                         for m in ("GET", "HEAD", "PUT")}
 
     @property
     def closed(self) -> bool:
@@ -80,12 +99,13 @@ class Transport:
         url = URL(self.base_url + path, encoded=True)
         tmo = self._timeout  # the same object each time: a new ClientTimeout costs ~3 us
         if timeout is not None and timeout != tmo.total:
-            tmo = aiohttp.ClientTimeout(total=timeout)
+            tmo = _timeout(timeout)
         try:
             # Awaited and released by hand, not ``async with``: the context manager's two extra
             # frames and its wait for the (long finished) request writer cost ~3 us a request.
             resp = await self._session.request(
-                method, url, headers=headers, allow_redirects=False, timeout=tmo)
+                self._methods.get(method, method), url, headers=headers, allow_redirects=False,
+                timeout=tmo)
             try:
                 status = resp.status
                 if 300 <= status < 400:
@@ -102,6 +122,10 @@ class Transport:
                 resp.release()  # a body not read whole closes the connection instead
         except IMDSError:
             raise
+        except aiohttp.ServerTimeoutError as exc:  # only the connect has a timeout of its own
+            raise IMDSTimeoutError(
+                f"the connection to {self.base_url} got no answer within "
+                f"{tmo.sock_connect or 0:.3g} s", path=path) from exc
         except asyncio.TimeoutError as exc:
             raise IMDSTimeoutError(
                 f"no complete answer within {tmo.total:g} s", path=path) from exc
@@ -135,6 +159,26 @@ class Transport:
                     f"body is over the cap of {self._max_body} bytes", path=path,
                     status=resp.status)
         return bytes(buf)
+
+
+def _timeout(seconds: float) -> aiohttp.ClientTimeout:
+    return aiohttp.ClientTimeout(total=seconds, sock_connect=seconds * CONNECT_SHARE)
+
+
+def no_answer(exc: IMDSError) -> NoAnswer | None:
+    """Why :meth:`Transport.send` got no answer when it raised ``exc``; ``None`` when it had
+    one (a redirect, a body over the cap, an answer that is not valid HTTP)."""
+    cause = exc.__cause__
+    if isinstance(exc, IMDSTimeoutError):
+        return NoAnswer.CONNECT if isinstance(cause, aiohttp.ServerTimeoutError) \
+            else NoAnswer.TIMEOUT
+    if isinstance(exc, IMDSConnectionError):
+        if isinstance(cause, aiohttp.ClientResponseError):
+            return None
+        if isinstance(cause, (aiohttp.ClientConnectorError, ConnectionRefusedError)):
+            return NoAnswer.CONNECT
+        return NoAnswer.DROPPED
+    return None
 
 
 def _without_token(exc: BaseException) -> BaseException:

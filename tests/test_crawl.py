@@ -67,13 +67,19 @@ async def test_duplicate_entries_are_fetched_once() -> None:
     assert "/latest/meta-data/a/" in result.snapshot or "/latest/meta-data/a/" in result.failures
 
 
-async def test_hostile_entries_fail_the_dump_naming_the_listing() -> None:
-    t = tree(**{"/latest/meta-data/": Record(b"a\n../\n..\nx/../../y\nempty/\ncrlf/")})
+async def test_hostile_entries_are_skipped_with_a_warning_and_the_listing_survives(
+        caplog: pytest.LogCaptureFixture) -> None:
+    body = b"a\n../\n..\nx/../../y\nempty/\ncrlf/"
+    t = tree(**{"/latest/meta-data/": Record(body)})
     async with Emulator(t) as emu, IMDSClient(endpoint=emu.url) as imds:
-        with pytest.raises(IMDSCrawlError) as info:
-            await imds.dump()
-    assert list(info.value.failures) == ["/latest/meta-data/"]
-    assert "'../'" in str(info.value)
+        result = await imds.dump(partial=True)
+    assert result.complete
+    assert result.skipped == {"/latest/meta-data/": ["../", "..", "x/../../y"]}
+    assert result.snapshot["/latest/meta-data/"].body == body  # the listing as served
+    assert result.snapshot["/latest/meta-data/a"].body == b"A"
+    assert result.snapshot["/latest/meta-data/crlf/y"].body == b"Y"
+    assert "skipped listing entries that name no child: ['../', '..', 'x/../../y']" \
+        in caplog.text
     outside = [x.path for x in emu.counters.trace if not x.path.startswith("/latest/")]
     assert outside == []
     assert all(".." not in x.path for x in emu.counters.trace)

@@ -55,8 +55,8 @@ async def test_a_token_with_control_characters_is_refused(token: bytes) -> None:
     assert srv.gets() == []
 
 
-@pytest.mark.parametrize("ttl", ["\u00b2", "9" * 5000, "\u0663", "-5", "0", "abc", ""],
-                         ids=["superscript", "huge", "arabic-digit", "negative", "zero",
+@pytest.mark.parametrize("ttl", ["\u00b2", "9" * 5000, "\u0663", "-5", "21601", "abc", ""],
+                         ids=["superscript", "huge", "arabic-digit", "negative", "over-max",
                               "text", "empty"])
 async def test_an_odd_ttl_echo_keeps_the_ttl_asked_for(ttl: str) -> None:
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -5,18 +5,41 @@ from __future__ import annotations
 import pytest
 
 from aioimds import retry
-from aioimds.retry import Action
+from aioimds.retry import Action, Outcome
+
+GET, PUT = False, True
+_NO = retry.NoAnswer
+
+# One row per row of the table in aioimds/retry.py's docstring, in its order.
+TABLE = [
+    (GET, Outcome(200), Action.DONE),
+    (GET, Outcome(404), Action.NOT_FOUND),
+    (GET, Outcome(401), Action.REFRESH_TOKEN),
+    (PUT, Outcome(200, put=True), Action.DONE),
+    *[(PUT, Outcome(s, put=True), Action.FALLBACK) for s in (403, 404, 405)],
+    *[(m, Outcome(s, put=m), Action.RETRY) for m in (GET, PUT) for s in (408, 429, 500, 503, 599)],
+    *[(m, Outcome(no_answer=k, put=m), Action.RETRY) for m in (GET, PUT) for k in _NO],
+    *[(GET, Outcome(s), Action.FAIL) for s in (400, 403, 405, 302, 409, 418)],
+    *[(PUT, Outcome(s, put=True), Action.FAIL) for s in (400, 401, 302, 409)],
+    *[(m, Outcome(bad_answer=True, put=m), Action.FAIL) for m in (GET, PUT)],
+]
 
 
-@pytest.mark.parametrize(
-    ("status", "action"),
-    [(200, Action.DONE), (404, Action.NOT_FOUND), (401, Action.REFRESH_TOKEN),
-     (429, Action.RETRY), (500, Action.RETRY), (503, Action.RETRY), (None, Action.RETRY),
-     (400, Action.FAIL), (403, Action.FAIL), (405, Action.FAIL), (302, Action.FAIL)],
-    ids=lambda v: str(v),
-)
-def test_decide(status: int | None, action: Action) -> None:
-    assert retry.decide(status) is action
+@pytest.mark.parametrize(("put", "outcome", "action"), TABLE,
+                         ids=[f"{'PUT' if p else 'GET'}-{o.status or o.no_answer or 'bad'}"
+                              for p, o, _ in TABLE])
+def test_classify_follows_the_documented_table(put: bool, outcome: Outcome,
+                                               action: Action) -> None:
+    assert outcome.put is put
+    assert retry.classify(outcome) is action
+
+
+def test_the_docstring_table_names_every_action_the_code_returns() -> None:
+    doc = retry.__doc__ or ""
+    for action in Action:
+        assert f"``{action.name}``" in doc
+    for status in ("408, 429, 500-599", "403, 404, 405", "401", "404", "200"):
+        assert status in doc
 
 
 def test_backoff_is_full_jitter_exponential_and_capped() -> None:

@@ -37,7 +37,7 @@ class Fetcher:
         self.delay = delay
         self.error = error
 
-    async def __call__(self, ttl: int) -> tuple[str, int]:
+    async def __call__(self, ttl: int, tries: object = None) -> tuple[str, int]:
         self.calls.append(ttl)
         if self.delay:
             await asyncio.sleep(self.delay)
