@@ -2,7 +2,11 @@
 
 Precedence, written once: an explicit argument wins over the environment, and the environment
 wins over the shared config file (``AWS_CONFIG_FILE``, default ``~/.aws/config``; the profile
-from ``AWS_PROFILE``, section ``[default]`` or ``[profile NAME]``), which wins over the default.
+from ``profile=`` or ``AWS_PROFILE``, section ``[default]`` or ``[profile NAME]``), which wins
+over the default. An empty value (a variable set to ``""``, a key written ``key =``) counts as
+unset. A profile that is named but found in neither the config file nor the shared credentials
+file (``AWS_SHARED_CREDENTIALS_FILE``, default ``~/.aws/credentials``) is an error, as botocore
+raises ``ProfileNotFound``.
 The names match the AWS SDKs:
 https://docs.aws.amazon.com/sdkref/latest/guide/feature-imds-credentials.html
 """
@@ -68,13 +72,16 @@ class IMDSConfig:
         endpoint: base URL (``http://host:port``); ``None`` derives it from ``endpoint_mode``.
             Env ``AWS_EC2_METADATA_SERVICE_ENDPOINT``, key ``ec2_metadata_service_endpoint``.
         endpoint_mode: ``"IPv4"`` (default, :data:`DEFAULT_ENDPOINT_IPV4`) or ``"IPv6"``
-            (:data:`DEFAULT_ENDPOINT_IPV6`). A custom ``endpoint`` wins over the mode.
+            (:data:`DEFAULT_ENDPOINT_IPV6`), in any case (stored as ``IPv4``/``IPv6``). A
+            custom ``endpoint`` wins over the mode.
             Env ``AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE``, key
             ``ec2_metadata_service_endpoint_mode``.
         disabled: refuse every request with :class:`~aioimds.IMDSDisabledError` before any
-            connection. Default ``False``. Env ``AWS_EC2_METADATA_DISABLED``.
+            connection. Default ``False``. Env ``AWS_EC2_METADATA_DISABLED``: ``true`` in any
+            case disables, any other value leaves IMDS enabled (as botocore and the Go SDK).
         v1_disabled: never fall back to IMDSv1 (token-less requests). Default ``False``.
-            Env ``AWS_EC2_METADATA_V1_DISABLED``, key ``ec2_metadata_v1_disabled``.
+            Env ``AWS_EC2_METADATA_V1_DISABLED``, key ``ec2_metadata_v1_disabled``: ``true`` or
+            ``false`` in any case; anything else is an error (botocore reads it as false).
         timeout: seconds per attempt (connect + answer). Default :data:`DEFAULT_TIMEOUT`.
             Env ``AWS_METADATA_SERVICE_TIMEOUT``, key ``metadata_service_timeout``.
         attempts: attempts per request (1 = no retry). Default :data:`DEFAULT_ATTEMPTS`.
@@ -87,7 +94,8 @@ class IMDSConfig:
             :data:`~aioimds.retry.BACKOFF_CAP` ``)``.
         max_body: largest body accepted, in bytes. Default :data:`DEFAULT_MAX_BODY`.
 
-    Raises: :class:`~aioimds.IMDSConfigError` for an invalid value.
+    Raises: :class:`~aioimds.IMDSConfigError` for an invalid value, or a value of the wrong
+    type (a string for a bool field: ``disabled="false"`` would be truthy).
     """
 
     endpoint: str | None = None
@@ -101,13 +109,21 @@ class IMDSConfig:
     max_body: int = DEFAULT_MAX_BODY
 
     def __post_init__(self) -> None:
-        if self.endpoint_mode not in ("IPv4", "IPv6"):
+        mode = _MODES.get(self.endpoint_mode.lower()) if isinstance(self.endpoint_mode, str) \
+            else None
+        if mode is None:
             raise IMDSConfigError(
-                f"endpoint mode must be IPv4 or IPv6, not {self.endpoint_mode!r}"
-            )
+                f"{self.endpoint_mode!r} is not a valid endpoint mode: use IPv4 or IPv6")
+        object.__setattr__(self, "endpoint_mode", mode)
+        for name in ("disabled", "v1_disabled"):
+            if not isinstance(getattr(self, name), bool):
+                raise IMDSConfigError(
+                    f"{name} must be True or False, not {getattr(self, name)!r}")
+        if self.endpoint is not None and not isinstance(self.endpoint, str):
+            raise IMDSConfigError(f"endpoint must be a URL string, not {self.endpoint!r}")
         if self.endpoint is not None:
             object.__setattr__(self, "endpoint", _check_endpoint(self.endpoint, "endpoint"))
-        if not (isinstance(self.timeout, (int, float)) and math.isfinite(self.timeout)
+        if not (_is_number(self.timeout) and math.isfinite(self.timeout)
                 and self.timeout > 0):
             raise IMDSConfigError(f"timeout must be a positive number of seconds, not "
                                   f"{self.timeout!r}")
@@ -118,7 +134,7 @@ class IMDSConfig:
                 or not MIN_TOKEN_TTL <= self.token_ttl <= MAX_TOKEN_TTL:
             raise IMDSConfigError(f"token TTL must be {MIN_TOKEN_TTL}..{MAX_TOKEN_TTL} seconds, "
                                   f"not {self.token_ttl!r}")
-        if self.deadline is not None and not self.deadline > 0:
+        if self.deadline is not None and not (_is_number(self.deadline) and self.deadline > 0):
             raise IMDSConfigError(f"deadline must be positive seconds, not {self.deadline!r}")
         if isinstance(self.max_body, bool) or not isinstance(self.max_body, int) \
                 or self.max_body < 1:
@@ -148,24 +164,32 @@ class IMDSConfig:
     def from_environment(
         cls,
         environ: Mapping[str, str] | None = None,
+        *,
+        profile: str | None = None,
+        config_file: bool = True,
         **overrides: Any,
     ) -> IMDSConfig:
         """Read every setting from ``environ`` (default ``os.environ``) and the shared config.
 
-        ``overrides`` (any field name) win over both; ``None`` values are ignored.
+        Args:
+            environ: the environment variables to read.
+            profile: the config-file profile to read; default ``AWS_PROFILE``, else
+                ``default``.
+            config_file: ``False`` reads no file at all (the CLI's ``--emulator``).
+            overrides: any field name; they win over both; ``None`` values are ignored.
 
         Raises: :class:`~aioimds.IMDSConfigError` naming the variable or key of a bad value,
-        or an unreadable config file.
+        a profile that exists nowhere, or the file and line of a malformed config file.
         """
         env = os.environ if environ is None else environ
-        file_values = _read_config_file(env)
+        file_values = _read_config_file(env, profile) if config_file else {"": "no file"}
         values: dict[str, Any] = {}
         for name, (var, key) in _SOURCES.items():
             if overrides.get(name) is not None:
                 continue  # the argument wins: a bad environment value for it does not matter
             if var in env and env[var].strip() != "":
                 values[name] = _parse(name, env[var], var)
-            elif key is not None and key in file_values:
+            elif key is not None and file_values.get(key, "").strip() != "":
                 values[name] = _parse(name, file_values[key], f"{key} in {file_values['']}")
         known = {f.name for f in fields(cls)}
         unknown = set(overrides) - known
@@ -175,45 +199,94 @@ class IMDSConfig:
         return cls(**values)
 
 
-def setting_sources(environ: Mapping[str, str] | None = None,
-                    **overrides: Any) -> dict[str, str]:
+def setting_sources(environ: Mapping[str, str] | None = None, *, profile: str | None = None,
+                    config_file: bool = True, **overrides: Any) -> dict[str, str]:
     """Where :meth:`IMDSConfig.from_environment` with the same arguments takes each setting
     read from outside (the keys of the table in DESIGN.md section 5) from, by the same
     precedence: ``"argument"``, ``"variable NAME"``, ``"KEY in [SECTION] of FILE"`` or
     ``"default"``. Values are not checked here; ``from_environment`` does that.
 
-    Raises: :class:`~aioimds.IMDSConfigError` for an unreadable config file.
+    Raises: :class:`~aioimds.IMDSConfigError` for an unreadable or malformed config file, or
+    a profile that exists nowhere.
     """
     env = os.environ if environ is None else environ
-    file_values = _read_config_file(env)
+    file_values = _read_config_file(env, profile) if config_file else {"": "no file"}
     out: dict[str, str] = {}
     for name, (var, key) in _SOURCES.items():
         if overrides.get(name) is not None:
             out[name] = "argument"
         elif var in env and env[var].strip() != "":
             out[name] = f"variable {var}"
-        elif key is not None and key in file_values:
+        elif key is not None and file_values.get(key, "").strip() != "":
             out[name] = f"{key} in {file_values['']}"
         else:
             out[name] = "default"
     return out
 
 
-def _read_config_file(env: Mapping[str, str]) -> dict[str, str]:
+_MODES = {"ipv4": "IPv4", "ipv6": "IPv6"}
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _read_config_file(env: Mapping[str, str], profile: str | None) -> dict[str, str]:
     """The IMDS keys of the active profile; key ``""`` holds a description for messages."""
     path = env.get("AWS_CONFIG_FILE") or os.path.join(os.path.expanduser("~"), ".aws", "config")
-    profile = env.get("AWS_PROFILE") or "default"
-    section = "default" if profile == "default" else f"profile {profile}"
+    named = profile if profile is not None else env.get("AWS_PROFILE") or None
+    name = named or "default"
+    section = "default" if name == "default" else f"profile {name}"
+    parser = _parse_file(path)
+    if parser is not None and parser.has_section(section):
+        out = {k: v for k, v in parser.items(section) if k in _FILE_KEYS}
+        out[""] = f"[{section}] of {path}"
+        return out
+    if named is not None and name != "default" and not _in_credentials_file(env, name):
+        source = "profile=" if profile is not None else "AWS_PROFILE"
+        raise IMDSConfigError(
+            f"the profile {name!r} ({source}) is not in the AWS config file {path} nor in the "
+            "shared credentials file; check the name, or unset AWS_PROFILE")
+    return {"": path}
+
+
+def _parse_file(path: str) -> configparser.RawConfigParser | None:
+    """The parsed file, ``None`` when it does not exist; one-line error naming file and line."""
     parser = configparser.RawConfigParser()
     try:
         read = parser.read(path, encoding="utf-8")
-    except (configparser.Error, UnicodeDecodeError) as exc:
-        raise IMDSConfigError(f"cannot parse AWS config file {path}: {exc}") from exc
-    if not read or not parser.has_section(section):
-        return {"": path}
-    out = {k: v for k, v in parser.items(section) if k in _FILE_KEYS}
-    out[""] = f"[{section}] of {path}"
-    return out
+    except configparser.Error as exc:
+        raise IMDSConfigError(f"malformed AWS config file {path}: {_one_line(exc)}") from None
+    except UnicodeDecodeError:
+        raise IMDSConfigError(f"malformed AWS config file {path}: not UTF-8 text") from None
+    except OSError as exc:
+        raise IMDSConfigError(f"cannot read AWS config file {path}: {exc.strerror}") from None
+    return parser if read else None
+
+
+def _one_line(exc: configparser.Error) -> str:
+    """``line N: what`` of a configparser error (its own message spans several lines)."""
+    at = getattr(exc, "lineno", None)
+    if isinstance(exc, configparser.MissingSectionHeaderError):
+        return f"line {at}: a key before any [section] header"
+    if isinstance(exc, configparser.ParsingError) and exc.errors:
+        # the line itself is left out: a config file can hold secrets
+        return f"line {exc.errors[0][0]}: neither 'key = value' nor a [section] header"
+    if isinstance(exc, (configparser.DuplicateSectionError, configparser.DuplicateOptionError)):
+        what = exc.message.split(":", 1)[-1].strip().splitlines()[0]
+        return f"line {at}: {what}"
+    return exc.message.splitlines()[0]
+
+
+def _in_credentials_file(env: Mapping[str, str], name: str) -> bool:
+    path = env.get("AWS_SHARED_CREDENTIALS_FILE") or os.path.join(
+        os.path.expanduser("~"), ".aws", "credentials")
+    parser = configparser.RawConfigParser()
+    try:
+        parser.read(path, encoding="utf-8")
+    except (configparser.Error, UnicodeDecodeError, OSError):
+        return False
+    return parser.has_section(name)
 
 
 _FILE_KEYS = {key for _, key in _SOURCES.values() if key is not None}
@@ -222,15 +295,18 @@ _FILE_KEYS = {key for _, key in _SOURCES.values() if key is not None}
 def _parse(name: str, raw: str, source: str) -> Any:
     """Parse one raw setting; raise :class:`IMDSConfigError` naming ``source``."""
     text = raw.strip()
-    if name in ("disabled", "v1_disabled"):
+    if name == "disabled":
+        return text.lower() == "true"  # as botocore: only "true" (any case) disables
+    if name == "v1_disabled":
         if text.lower() in ("true", "false"):
             return text.lower() == "true"
         raise IMDSConfigError(f"{source} must be true or false, not {raw!r}")
     if name == "endpoint_mode":
-        for mode in ("IPv4", "IPv6"):
-            if text.lower() == mode.lower():
-                return mode
-        raise IMDSConfigError(f"{source} must be IPv4 or IPv6, not {raw!r}")
+        mode = _MODES.get(text.lower())
+        if mode is None:
+            raise IMDSConfigError(f"{source}: {raw!r} is not a valid endpoint mode: use IPv4 "
+                                  "or IPv6")
+        return mode
     if name == "timeout":
         try:
             value = float(text)

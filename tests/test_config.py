@@ -80,10 +80,94 @@ def test_profile_section_from_aws_profile(tmp_path: Path) -> None:
     assert c.timeout == 4.0
 
 
-def test_missing_profile_section_gives_defaults(tmp_path: Path) -> None:
+def test_a_profile_found_nowhere_is_a_clear_config_error(tmp_path: Path) -> None:
+    """Issue 11: botocore raises ProfileNotFound; an ignored AWS_PROFILE hid typos."""
     path = write_config(tmp_path, "[default]\nmetadata_service_timeout = 2\n")
-    c = IMDSConfig.from_environment({"AWS_CONFIG_FILE": path, "AWS_PROFILE": "nope"})
+    env = {"AWS_CONFIG_FILE": path, "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
+           "AWS_PROFILE": "nope"}
+    with pytest.raises(IMDSConfigError, match=r"profile 'nope' \(AWS_PROFILE\) is not in"):
+        IMDSConfig.from_environment(env)
+    with pytest.raises(IMDSConfigError, match=r"profile 'ci' \(profile=\)"):
+        IMDSConfig.from_environment(env, profile="ci")
+
+
+def test_a_profile_only_in_the_credentials_file_gives_defaults(tmp_path: Path) -> None:
+    path = write_config(tmp_path, "[default]\nmetadata_service_timeout = 2\n")
+    creds = tmp_path / "credentials"
+    creds.write_text("[keys-only]\naws_access_key_id = AKIDEXAMPLE\n")
+    c = IMDSConfig.from_environment({"AWS_CONFIG_FILE": path, "AWS_PROFILE": "keys-only",
+                                     "AWS_SHARED_CREDENTIALS_FILE": str(creds)})
     assert c.timeout == 1.0
+
+
+def test_profile_argument_wins_over_aws_profile(tmp_path: Path) -> None:
+    path = write_config(tmp_path, "[profile a]\nmetadata_service_timeout = 2\n"
+                        "[profile b]\nmetadata_service_timeout = 3\n")
+    env = {"AWS_CONFIG_FILE": path, "AWS_PROFILE": "a"}
+    assert IMDSConfig.from_environment(env).timeout == 2.0
+    assert IMDSConfig.from_environment(env, profile="b").timeout == 3.0
+
+
+def test_empty_file_values_are_unset_as_empty_variables_are(tmp_path: Path) -> None:
+    """Issue 11: ``ec2_metadata_service_endpoint =`` raised, the empty variable was unset."""
+    path = write_config(tmp_path, "[default]\nec2_metadata_service_endpoint =\n"
+                        "ec2_metadata_service_endpoint_mode =\nmetadata_service_timeout = \n"
+                        "ec2_metadata_v1_disabled=\n")
+    assert IMDSConfig.from_environment({"AWS_CONFIG_FILE": path}) == IMDSConfig()
+
+
+def test_config_file_false_reads_no_file_at_all(tmp_path: Path) -> None:
+    path = write_config(tmp_path, "not a config file\n[[[\n")
+    env = {"AWS_CONFIG_FILE": path, "AWS_PROFILE": "gone"}
+    with pytest.raises(IMDSConfigError):
+        IMDSConfig.from_environment(env)
+    assert IMDSConfig.from_environment(env, config_file=False) == IMDSConfig()
+
+
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [("no section header\n", 1), ("[default]\nfoo\n", 2),
+     ("[default]\na = 1\na = 2\n", 3), ("[default]\n[default]\n", 2)],
+    ids=["no-section", "no-equals", "duplicate-key", "duplicate-section"])
+def test_a_malformed_config_file_is_one_line_naming_the_file_and_line(
+        tmp_path: Path, text: str, line: int) -> None:
+    path = write_config(tmp_path, text)
+    with pytest.raises(IMDSConfigError) as info:
+        IMDSConfig.from_environment({"AWS_CONFIG_FILE": path})
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith(f"malformed AWS config file {path}: line {line}: ")
+
+
+@pytest.mark.parametrize("raw", ["true", "TRUE", "tRuE", " true "])
+def test_aws_ec2_metadata_disabled_true_in_any_case_disables(tmp_path: Path, raw: str) -> None:
+    assert IMDSConfig.from_environment(env_with(tmp_path, AWS_EC2_METADATA_DISABLED=raw)).disabled
+
+
+@pytest.mark.parametrize("raw", ["false", "0", "1", "yes", "blah", "yes please"])
+def test_aws_ec2_metadata_disabled_anything_else_leaves_imds_enabled(
+        tmp_path: Path, raw: str) -> None:
+    """As botocore (``.lower() == 'true'``) and the Go SDK's "unknown environment value"."""
+    env = env_with(tmp_path, AWS_EC2_METADATA_DISABLED=raw)
+    assert not IMDSConfig.from_environment(env).disabled
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"disabled": "false"}, {"disabled": 1}, {"v1_disabled": "foo"}, {"v1_disabled": None},
+     {"timeout": True}, {"timeout": "1"}, {"attempts": 2.0}, {"endpoint_mode": 4},
+     {"endpoint": 123}, {"deadline": "5"}, {"token_ttl": "60"}],
+    ids=lambda v: str(v))
+def test_fields_are_type_checked(kwargs: dict[str, object]) -> None:
+    """Issue 11: ``IMDSConfig(disabled="false")`` disabled the client (a truthy string)."""
+    with pytest.raises(IMDSConfigError):
+        IMDSConfig(**kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("mode", ["ipv6", "IPV6", "IPv6", "iPv6"])
+def test_an_explicit_endpoint_mode_is_case_insensitive(mode: str) -> None:
+    c = IMDSConfig(endpoint_mode=mode)  # type: ignore[arg-type]
+    assert c.endpoint_mode == "IPv6" and c.base_url == "http://[fd00:ec2::254]"
 
 
 def test_environment_wins_over_file(tmp_path: Path) -> None:
@@ -126,7 +210,6 @@ def test_ipv6_mode_gives_the_ipv6_endpoint_and_custom_endpoint_wins() -> None:
         ("AWS_METADATA_SERVICE_TIMEOUT", "inf"),
         ("AWS_METADATA_SERVICE_NUM_ATTEMPTS", "0"),
         ("AWS_METADATA_SERVICE_NUM_ATTEMPTS", "two"),
-        ("AWS_EC2_METADATA_DISABLED", "yes please"),
         ("AWS_EC2_METADATA_V1_DISABLED", "1"),
         ("AWS_EC2_METADATA_SERVICE_ENDPOINT", "169.254.169.254"),
     ],
@@ -145,7 +228,7 @@ def test_bad_file_value_names_the_key_and_file(tmp_path: Path) -> None:
 
 def test_unparseable_config_file_is_a_config_error(tmp_path: Path) -> None:
     path = write_config(tmp_path, "no section header\n")
-    with pytest.raises(IMDSConfigError, match="cannot parse AWS config file"):
+    with pytest.raises(IMDSConfigError, match="malformed AWS config file .*: line 1: "):
         IMDSConfig.from_environment({"AWS_CONFIG_FILE": path})
 
 

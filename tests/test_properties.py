@@ -166,7 +166,9 @@ def test_a_snapshot_file_round_trip_is_exact(tmp_path: Path, responses: dict[str
 
 names = st.text(st.characters(codec="utf-8", exclude_categories=("Cc",),
                               exclude_characters="/<"), min_size=1, max_size=8).filter(
-    lambda n: n not in (".", "..") and n.strip() == n and n != "public-keys")
+    lambda n: n not in (".", "..") and n.strip() == n and n != "public-keys"
+    # a listing's leading byte order mark is encoding, dropped by parse_listing
+    and not n.startswith("\ufeff"))
 leaves = st.one_of(
     st.builds(Record, body=st.binary(max_size=40),
               content_type=st.sampled_from(["text/plain", "application/octet-stream"])),

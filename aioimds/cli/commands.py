@@ -139,7 +139,8 @@ async def run_dump(args: argparse.Namespace, imds: IMDSClient, stdout: BinaryIO,
             import shutil
 
             width = shutil.get_terminal_size((DEFAULT_WIDTH, 24)).columns
-        if result.complete or args.partial:
+        # --partial writes what succeeded, never an empty dump (nothing answered)
+        if result.complete or (args.partial and len(result.snapshot)):
             out.write(render(result, args, width))
     finally:
         out.discard()

@@ -55,9 +55,12 @@ GLOBAL_OPTIONS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
     (("--attempts",), {"type": int, "metavar": "N",
                        "help": "attempts per request (AWS_METADATA_SERVICE_NUM_ATTEMPTS, "
                                "default 3)"}),
+    (("--profile",), {"metavar": "NAME",
+                      "help": "profile of the AWS config file to read (AWS_PROFILE)"}),
     (("--emulator",), {"action": "store_true",
                        "help": "run against the embedded emulator with the bundled default "
-                               "tree (ignores AWS_EC2_METADATA_DISABLED)"}),
+                               "tree (reads no config file; ignores "
+                               "AWS_EC2_METADATA_DISABLED)"}),
     (("-v", "--verbose"), {"action": "count",
                            "help": "log to stderr: -v which endpoint and why, token or IMDSv1, "
                                    "a dump's summary; -vv each retry. Secrets are never logged"}),
