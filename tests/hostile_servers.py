@@ -4,6 +4,8 @@ does, for tests that try to break the client. Nothing here ever listens beyond l
 - :func:`http_server` runs an ``aiohttp.web`` handler and records every request it got.
 - :func:`raw_server` runs a raw ``asyncio`` connection handler, for answers that are not
   valid HTTP or are cut off on purpose; its connection tasks are ended on exit.
+- :func:`unanswered_port` is a loopback port whose connections get no answer at all, as an
+  endpoint with no host behind it (a laptop, any host off EC2).
 """
 
 from __future__ import annotations
@@ -11,8 +13,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import socket
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -107,6 +110,23 @@ async def raw_server(handler: RawHandler) -> AsyncIterator[str]:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await server.wait_closed()
+
+
+@contextlib.contextmanager
+def unanswered_port() -> Iterator[str]:
+    """The URL of a loopback port whose TCP connects get no answer: a socket listening with a
+    backlog of 0 whose one queue slot a connection that is never accepted takes, so the kernel
+    drops every further SYN (Linux), the way a connect to a host that is not there hangs."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    host, port = listener.getsockname()
+    filler = socket.create_connection((host, port), timeout=2)
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        filler.close()
+        listener.close()
 
 
 async def read_request(reader: asyncio.StreamReader) -> tuple[str, str, dict[str, str]]:

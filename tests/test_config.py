@@ -228,7 +228,7 @@ def test_bad_file_value_names_the_key_and_file(tmp_path: Path) -> None:
 
 def test_unparseable_config_file_is_a_config_error(tmp_path: Path) -> None:
     path = write_config(tmp_path, "no section header\n")
-    with pytest.raises(IMDSConfigError, match="malformed AWS config file .*: line 1: "):
+    with pytest.raises(IMDSConfigError, match=r"malformed AWS config file .*: line 1: "):
         IMDSConfig.from_environment({"AWS_CONFIG_FILE": path})
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 
 from ..catalogue import TAGS_INSTANCE
-from ..errors import IMDSNotFoundError, IMDSResponseError
+from ..errors import IMDSNotFoundError
 from ..paths import request_path
 from ._fetch import Source, gather_all, optional_text
 
@@ -33,8 +33,10 @@ class TagsReader:
         metadata off), ``{}`` when it lists none. Each of the two is logged (INFO, DEBUG) when
         first seen, and again only after the other was seen. A 404 is not retried.
 
-        Raises: :class:`~aioimds.IMDSResponseError` for a key holding ``/``, and the other
-        :class:`~aioimds.IMDSError` subclasses of the source.
+        A key that names no child (``a/b``, cloud-init #4012; ``..``; a control character)
+        cannot be asked for: it is left out with a warning and the other tags are kept.
+
+        Raises: the :class:`~aioimds.IMDSError` subclasses of the source.
         """
         listing = TAGS_INSTANCE
         path = request_path(listing)
@@ -47,11 +49,17 @@ class TagsReader:
             return None
         if not keys:
             self._note("none", logging.DEBUG, f"{path} lists no tags; tags() returns {{}}")
-        for key in keys:
-            if "/" in key:
-                raise IMDSResponseError(f"tag key {key!r} holds a '/'", path=path, status=200)
+        keys = [key for key in keys if self._askable(key, path)]
         values = await gather_all(optional_text(self._source, listing + key) for key in keys)
         return {k: v for k, v in zip(keys, values, strict=True) if v is not None}
+
+    @staticmethod
+    def _askable(key: str, path: str) -> bool:
+        if "/" in key or key in (".", "..") or any(ord(ch) < 0x20 or ord(ch) == 0x7F
+                                                   for ch in key):
+            _log.warning("%s: tag key %r names no child; left out", path, key)
+            return False
+        return True
 
     def _note(self, state: str, level: int, message: str) -> None:
         if self._noted != state:
