@@ -4,6 +4,8 @@ does, for tests that try to break the client. Nothing here ever listens beyond l
 - :func:`http_server` runs an ``aiohttp.web`` handler and records every request it got.
 - :func:`raw_server` runs a raw ``asyncio`` connection handler, for answers that are not
   valid HTTP or are cut off on purpose; its connection tasks are ended on exit.
+- :class:`Scripted` is a small raw IMDS whose answers per path are scripted in turn (a status,
+  a dropped connection, a held request), then normal.
 - :func:`unanswered_port` is a loopback port whose connections get no answer at all, as an
   endpoint with no host behind it (a laptop, any host off EC2).
 """
@@ -15,6 +17,7 @@ import contextlib
 import os
 import socket
 import sys
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -164,3 +167,57 @@ async def run_cli(*args: str, timeout: float = 30) -> tuple[int, bytes, bytes]:
         raise
     assert proc.returncode is not None
     return proc.returncode, out, err
+
+
+Action = tuple[int, bytes] | str
+"""A scripted answer: ``(status, body)``, ``"drop"`` (close without an answer) or ``"hold"``
+(never answer)."""
+
+
+@dataclass
+class Scripted:
+    """A raw IMDS for :func:`raw_server`: ``tree`` maps a GET path to its body (200; anything
+    else 404); a PUT to the token path hands out ``token``. Each request to a path first takes
+    the next action scripted for it (:meth:`add`), then gets the normal answer. With
+    ``tokens_required`` a GET without the token is answered 401. Records (method, path, token
+    header) of every request in ``seen``."""
+
+    tree: dict[str, bytes]
+    token: str = TOKEN
+    tokens_required: bool = False
+    script: dict[str, deque[Action]] = field(default_factory=dict)
+    seen: list[tuple[str, str, str | None]] = field(default_factory=list)
+
+    def add(self, path: str, *actions: Action) -> Scripted:
+        """Script the next answers of ``path``, in order."""
+        self.script.setdefault(path, deque()).extend(actions)
+        return self
+
+    def normal(self, method: str, path: str, token: str | None) -> tuple[int, bytes]:
+        if method == "PUT" and path == TOKEN_PATH:
+            return 200, self.token.encode()
+        if self.tokens_required and token != self.token:
+            return 401, b""
+        if path in self.tree:
+            return 200, self.tree[path]
+        return 404, b"<title>404 - Not Found</title>"
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            method, path, headers = await read_request(reader)
+            token = headers.get(TOKEN_H.lower())
+            self.seen.append((method, path, token))
+            queue = self.script.get(path)
+            action = queue.popleft() if queue else self.normal(method, path, token)
+            if action == "drop":
+                return
+            if action == "hold":
+                await asyncio.sleep(3600)
+            status, body = action if isinstance(action, tuple) else (500, b"")
+            writer.write(f"HTTP/1.1 {status} X\r\nContent-Length: {len(body)}\r\n"
+                         f"Content-Type: text/plain\r\n{TTL_H}: 21600\r\n\r\n".encode() + body)
+            await writer.drain()
+
+    def methods(self, path: str) -> list[str]:
+        """The methods of every request to ``path``, in order."""
+        return [m for m, p, _ in self.seen if p == path]

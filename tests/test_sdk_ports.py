@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -23,7 +22,7 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
-from hostile_servers import TTL_H, http_server, raw_server, read_request, unanswered_port
+from hostile_servers import TTL_H, Scripted, http_server, raw_server, unanswered_port
 
 from aioimds import (
     CredentialsProvider,
@@ -202,45 +201,17 @@ CREDS = {"Code": "Success", "AccessKeyId": "spam", "SecretAccessKey": "eggs",
          "Token": "spam-token", "Expiration": "2099-01-01T00:00:00Z"}
 
 
-@dataclass
-class Scripted:
-    """botocore's queued IMDS responses, per path: each request to a path takes the next
-    scripted action (``(status, body)``, ``"drop"`` to close without an answer, ``"hold"``
-    to never answer), then the path's normal answer. Records (method, path, token)."""
+BOTO_TREE = {ROLES: b"role-name", ROLES + "role-name": json.dumps(CREDS).encode()}
 
-    script: dict[str, deque[tuple[int, bytes] | str]] = field(default_factory=dict)
-    seen: list[tuple[str, str, str | None]] = field(default_factory=list)
 
-    def add(self, path: str, *actions: tuple[int, bytes] | str) -> Scripted:
-        self.script.setdefault(path, deque()).extend(actions)
-        return self
+def boto_script() -> Scripted:
+    """botocore's IMDS: token ``token``, role ``role-name``, its credentials."""
+    return Scripted(dict(BOTO_TREE), token="token")
 
-    def normal(self, method: str, path: str) -> tuple[int, bytes]:
-        if method == "PUT":
-            return 200, b"token"
-        if path == ROLES:
-            return 200, b"role-name"
-        if path == ROLES + "role-name":
-            return 200, json.dumps(CREDS).encode()
-        return 404, b""
 
-    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        while True:
-            method, path, headers = await read_request(reader)
-            self.seen.append((method, path, headers.get("x-aws-ec2-metadata-token")))
-            queue = self.script.get(path)
-            action = queue.popleft() if queue else self.normal(method, path)
-            if action == "drop":
-                return
-            if action == "hold":
-                await asyncio.sleep(3600)
-            status, body = action  # type: ignore[misc]
-            writer.write(f"HTTP/1.1 {status} X\r\nContent-Length: {len(body)}\r\n"
-                         f"Content-Type: text/plain\r\n{TTL_H}: 21600\r\n\r\n".encode() + body)
-            await writer.drain()
-
-    def gets(self) -> list[tuple[str, str | None]]:
-        return [(p, t) for m, p, t in self.seen if m == "GET" and p != EXTENDED]
+def gets(script: Scripted) -> list[tuple[str, str | None]]:
+    """The GETs botocore would send: aioimds also asks the extended credentials path first."""
+    return [(p, t) for m, p, t in script.seen if m == "GET" and p != EXTENDED]
 
 
 @asynccontextmanager
@@ -267,10 +238,10 @@ EXPECTED = {"access_key": "spam", "secret_key": "eggs", "token": "spam-token",
          "test_http_connection_error_for_role_name_is_retried",
          "test_non_200_response_is_retried", "test_http_connection_errors_is_retried"])
 async def test_botocore_is_retried(path: str, action: tuple[int, bytes] | str) -> None:
-    script = Scripted().add(path, action)
+    script = boto_script().add(path, action)
     async with fetcher(script, attempts=2) as imds:
         assert await credentials(imds) == EXPECTED
-    assert [p for p, _ in script.gets()].count(path) == 2
+    assert [p for p, _ in gets(script)].count(path) == 2
 
 
 @pytest.mark.parametrize(
@@ -282,12 +253,12 @@ async def test_botocore_empty_or_invalid_200_is_an_error_not_a_retry(path: str,
                                                                      body: bytes) -> None:
     """Differs from botocore: a 200 is the service's answer (an empty listing is valid IMDS),
     so it is not retried; it is a typed error naming the path."""
-    script = Scripted().add(path, (200, body))
+    script = boto_script().add(path, (200, body))
     async with fetcher(script, attempts=2) as imds:
         with pytest.raises(IMDSError) as info:
             await credentials(imds)
     assert isinstance(info.value, IMDSCredentialsError) or info.value.path == path
-    assert [p for p, _ in script.gets()].count(path) == 1
+    assert [p for p, _ in gets(script)].count(path) == 1
 
 
 @pytest.mark.parametrize("path", [ROLES, ROLES + "role-name"],
@@ -295,7 +266,7 @@ async def test_botocore_empty_or_invalid_200_is_an_error_not_a_retry(path: str,
                               "test_exhaust_retries_on_credentials_request"])
 async def test_botocore_exhaust_retries(path: str) -> None:
     """botocore returns ``{}``; aioimds raises the 400 (never a silent empty answer)."""
-    script = Scripted().add(path, (400, b""))
+    script = boto_script().add(path, (400, b""))
     async with fetcher(script, attempts=1) as imds:
         with pytest.raises(IMDSHTTPError) as info:
             await credentials(imds)
@@ -305,38 +276,38 @@ async def test_botocore_exhaust_retries(path: str) -> None:
 async def test_botocore_missing_fields_in_credentials_response() -> None:
     """botocore returns ``{}``; aioimds raises IMDSCredentialsError naming the Code."""
     body = b'{"Code":"AssumeRoleUnauthorizedAccess","Message":"error"}'
-    async with fetcher(Scripted().add(ROLES + "role-name", (200, body))) as imds:
+    async with fetcher(boto_script().add(ROLES + "role-name", (200, body))) as imds:
         with pytest.raises(IMDSCredentialsError, match="AssumeRoleUnauthorizedAccess"):
             await credentials(imds)
 
 
 async def test_botocore_token_is_included() -> None:
-    script = Scripted()
+    script = boto_script()
     async with fetcher(script) as imds:
         assert await credentials(imds) == EXPECTED
     assert script.seen[0][:2] == ("PUT", TOKEN_PATH)
-    assert [t for _, t in script.gets()] == ["token", "token"]
+    assert [t for _, t in gets(script)] == ["token", "token"]
 
 
 @pytest.mark.parametrize("status", [404, 403, 405], ids=[
     "test_metadata_token_not_supported_404", "test_metadata_token_not_supported_403",
     "test_metadata_token_not_supported_405"])
 async def test_botocore_metadata_token_not_supported(status: int) -> None:
-    script = Scripted().add(TOKEN_PATH, (status, b""))
+    script = boto_script().add(TOKEN_PATH, (status, b""))
     async with fetcher(script) as imds:
         assert await credentials(imds) == EXPECTED
-    assert [t for _, t in script.gets()] == [None, None]
+    assert [t for _, t in gets(script)] == [None, None]
 
 
 @pytest.mark.parametrize("attempts", [1, 3])
 async def test_botocore_metadata_token_not_supported_timeout(attempts: int) -> None:
     """A read timeout on the PUT: botocore goes IMDSv1 at once. aioimds does with attempts=1;
     with more attempts it retries the PUT first, so one slow answer is no IMDSv1 downgrade."""
-    script = Scripted().add(TOKEN_PATH, *["hold"] * attempts)
+    script = boto_script().add(TOKEN_PATH, *["hold"] * attempts)
     async with fetcher(script, attempts=attempts, timeout=0.3) as imds:
         assert await credentials(imds) == EXPECTED
     assert [m for m, p, _ in script.seen if p == TOKEN_PATH] == ["PUT"] * attempts
-    assert [t for _, t in script.gets()] == [None, None]
+    assert [t for _, t in gets(script)] == [None, None]
 
 
 async def test_botocore_token_not_supported_exhaust_retries() -> None:
@@ -350,29 +321,29 @@ async def test_botocore_token_not_supported_exhaust_retries() -> None:
 
 async def test_botocore_metadata_token_bad_request_yields_no_credentials() -> None:
     """botocore returns ``{}``; aioimds raises IMDSTokenError (400) and sends no GET."""
-    script = Scripted().add(TOKEN_PATH, (400, b""))
+    script = boto_script().add(TOKEN_PATH, (400, b""))
     async with fetcher(script) as imds:
         with pytest.raises(IMDSTokenError) as info:
             await credentials(imds)
-    assert info.value.status == 400 and script.gets() == []
+    assert info.value.status == 400 and gets(script) == []
 
 
 async def test_botocore_v1_disabled_by_config(tmp_path: Path) -> None:
     config_file = tmp_path / "config"
     config_file.write_text("[default]\nec2_metadata_v1_disabled = true\n")
-    script = Scripted().add(TOKEN_PATH, (404, b""))
+    script = boto_script().add(TOKEN_PATH, (404, b""))
     config = IMDSConfig.from_environment({"AWS_CONFIG_FILE": str(config_file)}, attempts=1)
     async with raw_server(script.handle) as url, IMDSClient(config, endpoint=url) as imds:
         with pytest.raises(IMDSTokenError, match="IMDSv1 fallback is disabled"):
             await credentials(imds)
-    assert script.gets() == []
+    assert gets(script) == []
 
 
 @pytest.mark.parametrize("value", ["true", "tRuE"], ids=[
     "test_disabled_by_environment", "test_disabled_by_environment_mixed_case"])
 async def test_botocore_disabled_by_environment(tmp_path: Path, value: str) -> None:
     """botocore returns ``{}`` without a request; aioimds raises IMDSDisabledError, no request."""
-    script = Scripted()
+    script = boto_script()
     env = {"AWS_CONFIG_FILE": str(tmp_path / "none"), "AWS_EC2_METADATA_DISABLED": value}
     async with raw_server(script.handle) as url, IMDSClient(
             IMDSConfig.from_environment(env), endpoint=url) as imds:
@@ -383,7 +354,7 @@ async def test_botocore_disabled_by_environment(tmp_path: Path, value: str) -> N
 
 async def test_botocore_disabling_env_var_not_true(tmp_path: Path) -> None:
     env = {"AWS_CONFIG_FILE": str(tmp_path / "none"), "AWS_EC2_METADATA_DISABLED": "false"}
-    async with raw_server(Scripted().handle) as url, IMDSClient(
+    async with raw_server(boto_script().handle) as url, IMDSClient(
             IMDSConfig.from_environment(env), endpoint=url) as imds:
         assert await credentials(imds) == EXPECTED
 
@@ -436,7 +407,7 @@ def test_botocore_ipv6_endpoint_env_var_set_and_args(tmp_path: Path) -> None:
 
 async def test_botocore_ipv6_imds_not_allocated() -> None:
     """The PUT answers 400: botocore returns ``{}``; aioimds raises IMDSTokenError (400)."""
-    async with fetcher(Scripted().add(TOKEN_PATH, (400, b"{}"))) as imds:
+    async with fetcher(boto_script().add(TOKEN_PATH, (400, b"{}"))) as imds:
         with pytest.raises(IMDSTokenError) as info:
             await credentials(imds)
     assert info.value.status == 400
