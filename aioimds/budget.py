@@ -141,8 +141,11 @@ class Tries:
             return now + delay < b.until
         return self.attempt < b.attempts and now + delay < self.deadline
 
+    def end(self) -> float:
+        """Clock time after which nothing more is sent: the request's deadline, or inside a
+        dump the dump's (:meth:`allows` has checked the rest)."""
+        return self.budget.until if self.budget.until is not None else self.deadline
+
     def attempt_timeout(self, timeout: float) -> float:
-        """The timeout of the next attempt: ``timeout``, or less when the deadline is near
-        (inside a dump, the dump's deadline: :meth:`allows` has already checked the rest)."""
-        end = self.budget.until if self.budget.until is not None else self.deadline
-        return min(timeout, max(0.001, end - clock.now()))
+        """The timeout of the next attempt: ``timeout``, or less when :meth:`end` is near."""
+        return min(timeout, max(0.001, self.end() - clock.now()))

@@ -23,6 +23,7 @@ from .errors import (
     IMDSNotFoundError,
     IMDSResponseError,
     IMDSThrottledError,
+    IMDSTimeoutError,
     IMDSTokenError,
     IMDSTokenTimeoutError,
     IMDSUnreachableError,
@@ -161,7 +162,7 @@ class IMDSClient(MetadataViews):
             ticket = 0
             if limit is not None:
                 got = limit.try_acquire()
-                ticket = got if got is not None else await limit.acquire()
+                ticket = got if got is not None else await _acquire(limit, tries, path)
             result: Answer | IMDSError
             kind: NoAnswer | None = None
             status: int | None = None
@@ -359,6 +360,17 @@ def _count(stats: RequestStats, attempt: int, without_token: bool) -> None:
     stats.requests += 1
     stats.retries += attempt > 1
     stats.without_token += without_token
+
+
+async def _acquire(limit: AdaptiveLimit, tries: Tries, path: str) -> int:
+    """A slot of ``limit``, waited for no longer than the request's deadline: a throttled
+    service paces requests, and a request whose turn comes after its deadline is not sent."""
+    try:
+        return await asyncio.wait_for(limit.acquire(), max(0.0, tries.end() - clock.now()))
+    except asyncio.TimeoutError:
+        raise IMDSTimeoutError(
+            "not sent: the deadline passed while requests were paced (the service throttles)",
+            path=path) from None
 
 
 def _put_unanswered(tokens: TokenSession) -> bool:

@@ -89,7 +89,7 @@ class AdaptiveLimit:
                 if fut.done() and not fut.cancelled():
                     self.in_flight -= 1  # the slot was granted just before the cancellation
                     self._wake()
-                else:
+                elif fut in self._waiters:  # _wake may have dropped it, being cancelled
                     self._waiters.remove(fut)
                 raise
         ticket = self._epoch

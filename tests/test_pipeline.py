@@ -325,4 +325,5 @@ async def test_a_dump_deadline_ends_a_throttled_dump_with_failures_not_a_hang() 
     assert not result.complete and len(result.snapshot) > 0
     assert took < 1.0 + imds.config.timeout + 1.0
     assert set(result.failures) <= set(emu.snapshot.subtree())
-    assert all(e.status == 429 for e in result.failures.values())
+    for err in result.failures.values():  # throttled to the end, or not sent after it
+        assert err.status == 429 or "deadline" in err.message or "not requested" in err.message
