@@ -152,7 +152,8 @@ async def test_a_dead_endpoint_fails_get_and_dump_within_about_twice_the_timeout
     message = str(got.value)
     assert f"no answer from {url}; not on EC2? use --emulator or --endpoint" in message
     assert "hop limit" not in message
-    assert get_took < 2 * timeout + 0.3 and dump_took < 2 * timeout + 0.3
+    # two attempts of a connect that gets 90% of the timeout, a backoff, and scheduling slack
+    assert get_took < 2 * timeout + 0.5 and dump_took < 2 * timeout + 0.5
     assert list(result.failures) == ["/latest/"]
     assert isinstance(result.failures["/latest/"], IMDSUnreachableError)
 

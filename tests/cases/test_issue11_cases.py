@@ -153,9 +153,9 @@ async def test_c46_keep_alive_connections_stay_within_the_limit_and_are_all_rele
     would fail requests; closing leaves no unclosed-connector warning (warnings are errors)."""
     slow = MD + "slow"
     faults = Faults(token_put_status=403, max_connections=MAX_CONNECTIONS,
-                    path_faults=[PathFault(slow, delay=0.5, count=10**6)])
+                    path_faults=[PathFault(slow, delay=2.0, count=10**6)])
     async with Emulator(tokens="optional", faults=faults) as emu:
-        async with IMDSClient(endpoint=emu.url, timeout=0.2, attempts=1) as imds:
+        async with IMDSClient(endpoint=emu.url, timeout=1.5, attempts=1) as imds:
             for i in range(1000):
                 with pytest.raises(IMDSNotFoundError):
                     await imds.get(f"meta-data/absent-{i}")
