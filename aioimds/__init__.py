@@ -26,6 +26,7 @@ from .errors import (
     PathError,
     SnapshotFormatError,
 )
+from .ready import wait_until_ready
 from .snapshot import Record, Snapshot
 from .typed import (
     CREDENTIALS_MIN_REFRESH_INTERVAL,
@@ -90,6 +91,7 @@ __all__ = [
     "__version__",
     "as_botocore_metadata",
     "verify_identity_document",
+    "wait_until_ready",
     "watch_maintenance_events",
     "watch_rebalance_recommendation",
     "watch_spot_interruption",

@@ -52,6 +52,10 @@ async def _run(args: argparse.Namespace, stdout: BinaryIO) -> int:
         log_settings(settings)
         async with IMDSClient(settings.config) as imds:
             try:
+                if getattr(args, "wait", None):
+                    from ..ready import wait_until_ready
+
+                    await wait_until_ready(imds, args.wait)
                 if args.command == "get":
                     return await run_get(args, imds, stdout)
                 if args.command == "ls":

@@ -55,6 +55,9 @@ GLOBAL_OPTIONS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
     (("--attempts",), {"type": int, "metavar": "N",
                        "help": "attempts per request (AWS_METADATA_SERVICE_NUM_ATTEMPTS, "
                                "default 3)"}),
+    (("--wait",), {"type": seconds, "metavar": "SECONDS",
+                   "help": "first wait up to SECONDS for IMDS to answer (boot scripts); "
+                           "fails listing what each poll saw"}),
     (("--profile",), {"metavar": "NAME",
                       "help": "profile of the AWS config file to read (AWS_PROFILE)"}),
     (("--emulator",), {"action": "store_true",

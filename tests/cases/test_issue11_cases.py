@@ -12,7 +12,7 @@ import os
 import time
 
 import pytest
-from hostile_servers import TOKEN_PATH, Scripted, raw_server, unanswered_port
+from hostile_servers import TOKEN_PATH, Scripted, raw_server, run_cli, unanswered_port
 
 from aioimds import (
     IMDSClient,
@@ -22,10 +22,12 @@ from aioimds import (
     IMDSError,
     IMDSHTTPError,
     IMDSNotFoundError,
+    IMDSTimeoutError,
     IMDSTokenError,
     IMDSTokenTimeoutError,
     IMDSUnreachableError,
     Record,
+    wait_until_ready,
 )
 from aioimds.client import MAX_CONNECTIONS
 from aioimds.emulator import Emulator, Faults, PathFault
@@ -274,3 +276,43 @@ async def test_c49_an_ipv6_loopback_endpoint_is_bracketed_and_ipv4_there_fails_f
         assert hosts and all(h.startswith("[::1]:") for h in hosts)
     finally:
         await emu.stop()
+
+
+async def test_c48_wait_until_ready_rides_out_nothing_listening_then_401s() -> None:
+    """cloud-init PR #5565, NixOS/amis #137: nothing listens for a while (90 s there, 0.6 s
+    here), then every GET answers 401 even with a fresh token (20 s there, 6 GETs here), then
+    the service is normal. The wait polls through both and returns the leaf."""
+    with unanswered_port() as url:
+        pass  # a port where nothing listens: refused until the service starts below
+    port = int(url.rsplit(":", 1)[1])
+    script = Scripted(dict(TREE)).add(MD + "instance-id", *[(401, b"")] * 6)
+
+    async def start_late() -> asyncio.Server:
+        await asyncio.sleep(0.6)
+        return await asyncio.start_server(script.handle, "127.0.0.1", port)
+
+    starting = asyncio.ensure_future(start_late())
+    try:
+        async with IMDSClient(endpoint=url, timeout=0.3) as imds:
+            start = time.monotonic()
+            assert await wait_until_ready(imds, 10) == "i-0abc"
+            assert time.monotonic() - start < 10
+    finally:
+        server = await starting
+        server.close()
+    assert [m for m, p, _ in script.seen if p == MD + "instance-id"] == ["GET"] * 7
+
+
+async def test_c48_wait_until_ready_fails_with_one_error_listing_what_it_saw() -> None:
+    """cloud-init PR #5565: the deadline passes; one error names the polls and what each saw,
+    and the CLI with --wait exits 1 (never 0 having fetched nothing)."""
+    with unanswered_port() as url:
+        async with IMDSClient(endpoint=url, timeout=0.2) as imds:
+            with pytest.raises(IMDSTimeoutError) as info:
+                await wait_until_ready(imds, 1.0)
+        code, out, err = await run_cli("--endpoint", url, "--timeout", "0.2", "--wait", "1",
+                                       "get", "meta-data/instance-id")
+    message = str(info.value)
+    assert message.startswith("/latest/meta-data/instance-id: IMDS not ready within 1 s after ")
+    assert "IMDSUnreachableError" in message and " x" in message
+    assert code == 1 and out == b"" and b"not ready within 1 s" in err
