@@ -6,7 +6,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
+import sys
 import time
+from pathlib import Path
 
 import pytest
 from aiohttp import web
@@ -121,7 +124,7 @@ async def test_a_partial_dump_marks_its_failed_paths_in_the_snapshot() -> None:
     assert "failures" not in complete.to_json()
 
 
-async def test_serve_ignores_the_failures_of_a_partial_snapshot(tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_serve_ignores_the_failures_of_a_partial_snapshot(tmp_path: Path) -> None:
     snap = Snapshot(default_snapshot().subtree().responses,
                     failures={MD + "ami-id": "unexpected status 400"})
     path = tmp_path / "partial.json"
@@ -328,3 +331,48 @@ async def test_a_dump_deadline_ends_a_throttled_dump_with_failures_not_a_hang() 
     assert set(result.failures) <= set(emu.snapshot.subtree())
     for err in result.failures.values():  # throttled to the end, or not sent after it
         assert err.status == 429 or "deadline" in err.message or "not requested" in err.message
+
+
+# -- configuration on the command line ---------------------------------------------------------
+
+async def cli_with(env: dict[str, str], *args: str) -> tuple[int, bytes, bytes]:
+    """``python -m aioimds ARGS`` with ``env`` over the current environment."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "aioimds", *args, env={**os.environ, **env},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode is not None
+    return proc.returncode, out, err
+
+
+async def test_a_broken_config_file_never_blocks_emulator_and_is_one_line_otherwise(
+        tmp_path: Path) -> None:
+    """A broken config file blocked even --emulator, with a three-line error."""
+    config = tmp_path / "config"
+    config.write_text("[default]\nregion = x\nthis line is broken\n")
+    env = {"AWS_CONFIG_FILE": str(config), "AWS_PROFILE": "gone"}
+    code, out, _ = await cli_with(env, "--emulator", "get", "meta-data/placement/region")
+    assert (code, out) == (0, b"ap-northeast-1")
+    async with Emulator() as emu:
+        code, _, err = await cli_with({"AWS_CONFIG_FILE": str(config)}, "--endpoint", emu.url,
+                                      "get", "meta-data/placement/region")
+    assert code == 2
+    assert err.decode().strip().splitlines() == [
+        f"aioimds: error: malformed AWS config file {config}: line 3: neither 'key = value' "
+        "nor a [section] header"]
+
+
+async def test_profile_option_and_a_missing_profile(tmp_path: Path) -> None:
+    """An AWS_PROFILE naming a profile that is not in the file was ignored; botocore raises."""
+    config = tmp_path / "config"
+    async with Emulator() as emu:
+        config.write_text(f"[profile lab]\nec2_metadata_service_endpoint = {emu.url}\n")
+        env = {"AWS_CONFIG_FILE": str(config),
+               "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none")}
+        code, out, _ = await cli_with(env, "--profile", "lab", "get",
+                                      "meta-data/placement/region")
+        assert (code, out) == (0, b"ap-northeast-1")
+        code, _, err = await cli_with({**env, "AWS_PROFILE": "labb"}, "get",
+                                      "meta-data/placement/region")
+    assert code == 2
+    assert b"profile 'labb' (AWS_PROFILE) is not in the AWS config file" in err
