@@ -308,6 +308,18 @@ async def test_every_attempt_on_the_wire_is_one_of_ours(attempts: int) -> None:
     assert gets == attempts
 
 
+@pytest.mark.parametrize("attempts", [1, 3])
+async def test_the_emulator_counts_one_request_on_the_wire_per_attempt(attempts: int) -> None:
+    """The same on the emulator, which closes every connection without an answer: each of
+    the PUT's attempts and each of the IMDSv1 GET's is one request in its trace."""
+    async with Emulator(faults=Faults(drop_rate=1.0)) as emu:
+        async with IMDSClient(endpoint=emu.url, attempts=attempts, timeout=0.5) as imds:
+            with pytest.raises(IMDSConnectionError):
+                await imds.get("meta-data/instance-id")
+    assert [t.method for t in emu.counters.trace] == ["PUT"] * attempts + ["GET"] * attempts
+    assert emu.counters.requests[("PUT", 0)] == emu.counters.requests[("GET", 0)] == attempts
+
+
 # -- a dump rides out throttling on a time basis -----------------------------------------------
 
 async def test_a_long_throttle_never_turns_into_failed_paths_while_the_service_answers() -> None:
