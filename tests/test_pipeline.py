@@ -388,3 +388,11 @@ async def test_profile_option_and_a_missing_profile(tmp_path: Path) -> None:
                                       "meta-data/placement/region")
     assert code == 2
     assert b"profile 'labb' (AWS_PROFILE) is not in the AWS config file" in err
+
+
+@pytest.mark.parametrize("mode", ["ipv6", "IPV6", "IPv6"])
+def test_the_endpoint_mode_option_is_case_insensitive_too(mode: str) -> None:
+    from aioimds.cli.parser import build_parser
+
+    assert build_parser().parse_args(["--endpoint-mode", mode, "get", "x"]).endpoint_mode \
+        == "IPv6"

@@ -36,6 +36,11 @@ def seconds(text: str) -> float:
     return value
 
 
+def _endpoint_mode(text: str) -> str:
+    """``--endpoint-mode`` in any case, as the environment variable and the config key."""
+    return {"ipv4": "IPv4", "ipv6": "IPv6"}.get(text.lower(), text)
+
+
 def _positive_int(text: str) -> int:
     if not (text.isascii() and text.isdigit()) or int(text) < 1:
         raise argparse.ArgumentTypeError(f"must be an integer >= 1, not {text!r}")
@@ -47,7 +52,7 @@ GLOBAL_OPTIONS: list[tuple[tuple[str, ...], dict[str, Any]]] = [
     (("--endpoint",), {"metavar": "URL",
                        "help": "IMDS endpoint, http://host[:port] "
                                "(AWS_EC2_METADATA_SERVICE_ENDPOINT)"}),
-    (("--endpoint-mode",), {"choices": ["IPv4", "IPv6"],
+    (("--endpoint-mode",), {"choices": ["IPv4", "IPv6"], "type": _endpoint_mode,
                             "help": "IPv4 or IPv6 endpoint "
                                     "(AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE)"}),
     (("--timeout",), {"type": float, "metavar": "SECONDS",
