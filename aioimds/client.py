@@ -14,6 +14,7 @@ from typing import Any, Literal, overload
 
 from . import clock, retry
 from .budget import DUMP_DEADLINE, Budget, Stall, Tries
+from .coalesce import AnswerCache, SingleFlight, check_max_age
 from .config import IMDSConfig
 from .crawl import DEFAULT_CONCURRENCY, CrawlResult, crawl, not_an_imds
 from .errors import (
@@ -81,6 +82,8 @@ class IMDSClient(MetadataViews):
         self._rand = random.Random()
         self.stats = RequestStats()
         """Counts of the requests sent (:class:`~aioimds.stats.RequestStats`)."""
+        self._flights: SingleFlight[str, Record] = SingleFlight()
+        self._answers: AnswerCache[str, Record] = AnswerCache()
 
     def _call_budget(self, limit: AdaptiveLimit | None) -> Budget:
         attempts = self.config.attempts
@@ -113,8 +116,11 @@ class IMDSClient(MetadataViews):
             self._answered = False
 
     async def close(self) -> None:
-        """Close the session and forget the token; closing twice is harmless."""
+        """Close the session and forget the token and the cached answers; closing twice is
+        harmless. Reads still in flight raise :class:`RuntimeError`."""
         transport, self._transport, self._tokens = self._transport, None, None
+        self._flights.cancel()
+        self._answers.clear()
         if transport is not None:
             await transport.close()
 
@@ -253,25 +259,49 @@ class IMDSClient(MetadataViews):
 
     # -- the public API ----------------------------------------------------------------------
 
-    async def get_bytes(self, path: str) -> bytes:
+    async def _read(self, req: str, max_age: float | None) -> Record:
+        """``_fetch(req)``, shared with every concurrent read of ``req`` (one request on the
+        wire), or the answer kept from an earlier read when ``max_age`` accepts its age."""
+        self._open()
+        if max_age is None:
+            return await self._flights.run(req, functools.partial(self._fetch, req))
+        check_max_age(max_age)
+        if not self.config.cache:
+            return await self._flights.run(req, functools.partial(self._fetch, req))
+        answers = self._answers
+        kept = answers.get(req, max_age, clock.now())
+        if kept is not None:
+            return kept
+        rec = await self._flights.run(req, functools.partial(self._fetch, req))
+        answers.put(req, rec, clock.now())
+        return rec
+
+    async def get_bytes(self, path: str, *, max_age: float | None = None) -> bytes:
         """The body of the leaf at ``path`` (relative to ``latest/``), bytes as served.
 
-        Raises: :class:`~aioimds.IMDSNotFoundError` for 404, other IMDSError subclasses.
+        Concurrent reads of one path share one request and its answer or error. ``max_age``
+        (seconds, or :data:`~aioimds.coalesce.FOREVER`) accepts an answer this client got at
+        most that long ago (a 404 included) instead of a new request; ``None`` (default)
+        always asks the service. With ``cache=False`` every read asks.
+
+        Raises: :class:`~aioimds.IMDSNotFoundError` for 404, other IMDSError subclasses;
+        :class:`ValueError` for a negative ``max_age``.
         """
         req = request_path(path)
-        rec = await self._fetch(req)
+        rec = await self._read(req, max_age)
         if rec.status == 404:
             raise IMDSNotFoundError("not found (404) on this instance", path=req, status=404)
         return rec.body
 
-    async def get(self, path: str) -> str:
+    async def get(self, path: str, *, max_age: float | None = None) -> str:
         """The body of the leaf at ``path`` as text (UTF-8), e.g.
-        ``await imds.get("meta-data/placement/region") -> "ap-northeast-1"``.
+        ``await imds.get("meta-data/placement/region") -> "ap-northeast-1"``; ``max_age`` as
+        in :meth:`get_bytes`.
 
         Raises: as :meth:`get_bytes`, and :class:`~aioimds.IMDSResponseError` when the body is
         not UTF-8 (use :meth:`get_bytes` for binary leaves such as gzip user-data).
         """
-        body = await self.get_bytes(path)
+        body = await self.get_bytes(path, max_age=max_age)
         try:
             return body.decode("utf-8")
         except UnicodeDecodeError:
@@ -280,22 +310,24 @@ class IMDSClient(MetadataViews):
         raise IMDSResponseError("body is not UTF-8 text; use get_bytes()",
                                 path=request_path(path), status=200)
 
-    async def get_json(self, path: str) -> Any:
-        """The leaf at ``path`` parsed as JSON (identity document, ``iam/info``, ...).
+    async def get_json(self, path: str, *, max_age: float | None = None) -> Any:
+        """The leaf at ``path`` parsed as JSON (identity document, ``iam/info``, ...);
+        ``max_age`` as in :meth:`get_bytes`.
 
         Raises: as :meth:`get`, and :class:`~aioimds.IMDSResponseError` when it is not JSON.
         """
-        return parse_json(await self.get(path), request_path(path))
+        return parse_json(await self.get(path, max_age=max_age), request_path(path))
 
-    async def list(self, path: str = "") -> list[str]:
+    async def list(self, path: str = "", *, max_age: float | None = None) -> list[str]:
         """The entries of the listing at ``path``, as served (``"meta-data/"`` ->
-        ``["ami-id", "placement/", ...]``); a ``/`` is appended when missing.
+        ``["ami-id", "placement/", ...]``); a ``/`` is appended when missing; ``max_age`` as
+        in :meth:`get_bytes`.
 
         Raises: as :meth:`get_bytes`, and :class:`~aioimds.IMDSResponseError` when the body is
         not a listing (not UTF-8, an HTML page).
         """
         req = request_path(path if path.endswith("/") or path == "" else path + "/")
-        rec = await self._fetch(req)
+        rec = await self._read(req, max_age)
         if rec.status == 404 and req == ROOT:
             raise not_an_imds()
         if rec.status == 404:

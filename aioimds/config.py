@@ -93,6 +93,9 @@ class IMDSConfig:
             ``None`` (default) means :meth:`deadline_for`: ``attempts * (timeout +``
             :data:`~aioimds.retry.BACKOFF_CAP` ``)``.
         max_body: largest body accepted, in bytes. Default :data:`DEFAULT_MAX_BODY`.
+        cache: keep answers for reads that accept a cached one (``max_age``; the typed views'
+            values that cannot change while the instance runs). Default ``True``; ``False``
+            sends every read (:mod:`aioimds.coalesce`). Not read from the environment.
 
     Raises: :class:`~aioimds.IMDSConfigError` for an invalid value, or a value of the wrong
     type (a string for a bool field: ``disabled="false"`` would be truthy).
@@ -107,6 +110,7 @@ class IMDSConfig:
     token_ttl: int = DEFAULT_TOKEN_TTL
     deadline: float | None = None
     max_body: int = DEFAULT_MAX_BODY
+    cache: bool = True
 
     def __post_init__(self) -> None:
         mode = _MODES.get(self.endpoint_mode.lower()) if isinstance(self.endpoint_mode, str) \

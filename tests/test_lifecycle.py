@@ -26,6 +26,7 @@ from aioimds.emulator import Emulator, Faults, default_snapshot
 
 TREE = default_snapshot().subtree()
 REGION = "meta-data/placement/region"
+REGION_PATH = "/latest/" + REGION
 GUARD = 10.0
 """Seconds after which a test gives up on a client that hangs."""
 
@@ -140,6 +141,9 @@ async def test_a_cancelled_dump_leaks_nothing_and_the_client_dumps_again(emu, ca
 
 
 # -- cancelling during the token PUT -----------------------------------------------------------
+# These drive the pipeline below the single flight (``_fetch``, as a dump does): through get()
+# the cancelled callers would leave the flight, and the flight its PUT, running
+# (tests/test_coalesce.py).
 # Checked by a sitecustomize replacing TokenSession.get with one that takes the lock by
 # acquire() and releases it only after a successful PUT (no try/finally): both tests hang on
 # the lock until the GUARD and fail with TimeoutError.
@@ -149,7 +153,7 @@ async def test_cancelling_every_waiter_of_a_held_token_put_leaves_a_working_clie
     with threaded_emulator(faults=Faults(hold_token_put=True)) as emu, no_resource_warnings():
         async with IMDSClient(endpoint=emu.url, timeout=30) as imds:
             before = other_tasks()
-            waiters = [asyncio.ensure_future(imds.get(REGION)) for _ in range(20)]
+            waiters = [asyncio.ensure_future(imds._fetch(REGION_PATH)) for _ in range(20)]
             await until(lambda: emu.counters.token_puts == 1)
             for task in waiters:
                 task.cancel()
@@ -167,13 +171,13 @@ async def test_cancelling_every_waiter_of_a_held_token_put_leaves_a_working_clie
 async def test_cancelling_the_waiter_that_puts_hands_the_put_to_the_next_one() -> None:
     with threaded_emulator(faults=Faults(latency=0.2)) as emu, no_resource_warnings():
         async with IMDSClient(endpoint=emu.url, timeout=5) as imds:
-            first = asyncio.ensure_future(imds.get(REGION))
+            first = asyncio.ensure_future(imds._fetch(REGION_PATH))
             await asyncio.sleep(0.05)  # first holds the lock, its PUT in flight
-            others = [asyncio.ensure_future(imds.get(REGION)) for _ in range(10)]
+            others = [asyncio.ensure_future(imds._fetch(REGION_PATH)) for _ in range(10)]
             await asyncio.sleep(0.05)
             first.cancel()
             got = await asyncio.wait_for(asyncio.gather(*others), GUARD)
-            assert got == ["ap-northeast-1"] * 10 and first.cancelled()
+            assert [r.body for r in got] == [b"ap-northeast-1"] * 10 and first.cancelled()
             assert imds.token_puts == 2 and emu.counters.token_puts == 2
 
 

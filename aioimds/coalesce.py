@@ -1,0 +1,141 @@
+"""Fewer requests for the same answer: a single flight per key, and a cache of answers by age.
+
+An async service asks IMDS for the same leaf from many coroutines at once, and AWS's guide
+warns that frequent or concurrent queries are throttled (EC2 user guide, "Instance metadata
+limits"). :class:`SingleFlight` makes concurrent identical reads share one request; the
+:class:`AnswerCache` keeps answers so that a read which accepts an answer of a given age is
+served without a request. :class:`~aioimds.IMDSClient` uses both for ``get``, ``get_bytes``,
+``get_json`` and ``list`` (not for ``dump``, which asks every path once anyway).
+
+Neither knows anything of IMDS: which values may be cached, and for how long, is the typed
+views' policy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Callable, Coroutine, Hashable
+from typing import Any, Generic, TypeVar
+
+__all__ = ["CACHE_SIZE", "FOREVER", "AnswerCache", "SingleFlight", "check_max_age"]
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+FOREVER = math.inf
+"""A ``max_age`` that takes a cached answer however old it is (values that cannot change)."""
+CACHE_SIZE = 256
+"""Most answers one cache keeps (the oldest kept is dropped first): far more than the typed
+views cache (a dozen leaves), few enough that a caller caching many paths stays small."""
+
+
+class SingleFlight(Generic[K, V]):
+    """Concurrent calls for one key share one run of the work, its result or its error.
+
+    ``await flights.run(key, work)`` starts ``work()`` as a task owned by the flight when none
+    runs for ``key``, else joins the running one. Every caller gets the same result, or the same
+    exception raised. A caller that is cancelled leaves the flight; the work goes on for the
+    others (and finishes even when every caller has left, so its answer is not wasted).
+    """
+
+    __slots__ = ("_running",)
+
+    def __init__(self) -> None:
+        self._running: dict[K, asyncio.Task[V]] = {}
+
+    def __len__(self) -> int:
+        """How many flights are running."""
+        return len(self._running)
+
+    async def run(self, key: K, work: Callable[[], Coroutine[Any, Any, V]]) -> V:
+        """The result of the flight for ``key``, starting ``work()`` when none is running.
+
+        Raises: whatever ``work`` raises; :class:`RuntimeError` when the flight was cancelled
+        by :meth:`cancel` (the owner closed) while this caller waited.
+        """
+        task = self._running.get(key)
+        if task is None:
+            task = asyncio.ensure_future(work())
+            self._running[key] = task
+            task.add_done_callback(lambda done: self._landed(key, done))
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if task.cancelled() and not _cancelling():
+                raise RuntimeError("the request was cancelled because its client was closed "
+                                   "while it was in flight") from None
+            raise
+
+    def _landed(self, key: K, task: asyncio.Task[V]) -> None:
+        # (An error nobody waits for any more is no loop error: shield marks it retrieved.)
+        if self._running.get(key) is task:
+            del self._running[key]
+
+    def cancel(self) -> None:
+        """Cancel every running flight (the owner is closing); their callers get
+        :class:`RuntimeError`."""
+        running, self._running = self._running, {}
+        for task in running.values():
+            task.cancel()
+
+
+def _cancelling() -> bool:
+    """Whether the current task itself is being cancelled (not only the flight it awaits)."""
+    task = asyncio.current_task()
+    if task is None:
+        return False
+    cancelling = getattr(task, "cancelling", None)  # Python 3.11+
+    if cancelling is not None:
+        return bool(cancelling())
+    return False
+
+
+class AnswerCache(Generic[K, V]):
+    """Immutable answers by key, each with the loop time it was stored.
+
+    ``get(key, max_age, now)`` returns the answer stored at most ``max_age`` seconds before
+    ``now`` (:data:`FOREVER` takes any), else ``None``. ``put`` replaces the answer of a key;
+    beyond ``size`` keys the oldest stored is dropped. Values must be immutable (``bytes``,
+    frozen records): every reader gets the same object.
+    """
+
+    __slots__ = ("_entries", "_size")
+
+    def __init__(self, size: int = CACHE_SIZE) -> None:
+        if size < 1:
+            raise ValueError(f"size must be at least 1, not {size!r}")
+        self._size = size
+        self._entries: dict[K, tuple[float, V]] = {}
+
+    def __len__(self) -> int:
+        """How many answers are kept."""
+        return len(self._entries)
+
+    def get(self, key: K, max_age: float, now: float) -> V | None:
+        """The answer for ``key`` stored at most ``max_age`` seconds before ``now``."""
+        entry = self._entries.get(key)
+        if entry is None or now - entry[0] > max_age:
+            return None
+        return entry[1]
+
+    def put(self, key: K, value: V, now: float) -> None:
+        """Keep ``value`` for ``key``, stored at ``now``."""
+        entries = self._entries
+        entries.pop(key, None)  # re-inserted last: the dict's order is the order stored
+        if len(entries) >= self._size:
+            del entries[next(iter(entries))]
+        entries[key] = (now, value)
+
+    def clear(self) -> None:
+        """Forget every answer."""
+        self._entries.clear()
+
+
+def check_max_age(max_age: float | None) -> None:
+    """Raise :class:`ValueError` unless ``max_age`` is ``None`` or seconds >= 0
+    (:data:`FOREVER` included)."""
+    if max_age is None:
+        return
+    if isinstance(max_age, bool) or not isinstance(max_age, (int, float)) or not max_age >= 0:
+        raise ValueError(f"max_age must be seconds >= 0 (or FOREVER), not {max_age!r}")
