@@ -1,16 +1,17 @@
 """Hand the instance role's credentials, refreshed by aioimds, to an aiobotocore S3 client.
 
-    pip install aiobotocore
+    pip install aiobotocore        # or pip install 'aioimds[conformance]'
     python examples/s3_with_instance_credentials.py                 # endpoint from the environment
     python examples/s3_with_instance_credentials.py --endpoint http://127.0.0.1:1338
     python examples/s3_with_instance_credentials.py --bucket my-bucket   # also list 10 keys
 
-aiobotocore can read IMDS itself; this shows how to share one IMDSClient (one token, one
-connection pool) between your own metadata reads and the SDK's credentials. A credential
-provider is put first in the session's chain: it returns refreshable credentials whose
-``refresh_using`` awaits :meth:`aioimds.CredentialsProvider.botocore_metadata`, so
-aiobotocore asks aioimds again shortly before they expire. The region comes from IMDS too.
-Nothing is sent to S3 unless ``--bucket`` is given.
+aiobotocore can read IMDS itself; this shares one IMDSClient (one token, one connection pool)
+between your own metadata reads and the SDK's credentials.
+:func:`aioimds.aiobotocore_credentials.add_instance_role` puts a credential provider into the
+session's chain (through ``session.get_component("credential_provider")``) in place of
+botocore's own IMDS reader, after environment variables and the shared files as in every AWS
+SDK; the SDK asks it again shortly before the credentials expire. The region comes from IMDS
+too (cached: it cannot change). Nothing is sent to S3 unless ``--bucket`` is given.
 """
 
 from __future__ import annotations
@@ -19,43 +20,22 @@ import argparse
 import asyncio
 from typing import Any
 
-from aiobotocore.credentials import AioRefreshableCredentials
 from aiobotocore.session import AioSession, get_session
-from botocore.credentials import CredentialProvider
 
 from aioimds import IMDSClient
-from aioimds.typed.credentials import CredentialsProvider
-
-
-class InstanceRoleProvider(CredentialProvider):  # type: ignore[misc]
-    """A botocore credential provider backed by an aioimds :class:`CredentialsProvider`."""
-
-    METHOD = "aioimds"
-    CANONICAL_NAME = "customAioimds"  # botocore asks custom providers to start with "custom"
-
-    def __init__(self, provider: CredentialsProvider) -> None:
-        super().__init__()
-        self._provider = provider
-
-    async def load(self) -> AioRefreshableCredentials:
-        return AioRefreshableCredentials.create_from_metadata(
-            metadata=await self._provider.botocore_metadata(),
-            refresh_using=self._provider.botocore_metadata,
-            method=self.METHOD,
-        )
+from aioimds.aiobotocore_credentials import add_instance_role
 
 
 def session_with_instance_credentials(imds: IMDSClient) -> AioSession:
-    """An aiobotocore session whose credentials come from ``imds`` before anything else."""
+    """An aiobotocore session whose instance role credentials come from ``imds``."""
     session = get_session()
-    resolver = session.get_component("credential_provider")
-    resolver.insert_before("env", InstanceRoleProvider(CredentialsProvider(imds)))
+    add_instance_role(session, imds)
     return session
 
 
 async def main(endpoint: str | None, bucket: str | None) -> None:
     async with IMDSClient(endpoint=endpoint) if endpoint else IMDSClient() as imds:
-        region = await imds.get("meta-data/placement/region")
+        region = await imds.region()
         session = session_with_instance_credentials(imds)
         async with session.create_client("s3", region_name=region) as s3:
             creds = await (await session.get_credentials()).get_frozen_credentials()

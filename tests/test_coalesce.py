@@ -234,7 +234,9 @@ async def test_closing_the_client_fails_reads_in_flight_and_leaves_no_task(
     await imds.open()
     before = asyncio.all_tasks()
     reads = [asyncio.ensure_future(imds.get(REGION)) for _ in range(3)]
-    while emulator.counters.token_puts == 0:
+    for _ in range(1000):  # until the PUT is held (5 s at most)
+        if emulator.counters.token_puts:
+            break
         await asyncio.sleep(0.005)
     await imds.close()
     results = await asyncio.gather(*reads, return_exceptions=True)

@@ -110,8 +110,9 @@ def load_example(name: str) -> ModuleType:
     return module
 
 
-@pytest.mark.skipif(not HAS_AIOBOTOCORE, reason="aiobotocore is not installed (it is not a "
-                    "dependency of aioimds; pip install aiobotocore to run this example)")
+@pytest.mark.skipif(not HAS_AIOBOTOCORE, reason="aiobotocore is not installed (not a dependency "
+                    "of aioimds; it comes with the 'conformance' extra: pip install -e "
+                    "'.[conformance]')")
 async def test_s3_example_hands_the_emulator_credentials_to_aiobotocore(
     imds_environment: Emulator, monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -26,21 +26,10 @@ IMDS cannot rotate them). Credentials that IMDS serves already expired, with not
 cached, are returned extended the same way. Each extension logs one warning (never a secret).
 Valid cached keys are never replaced by expired ones. With nothing cached, a failure is raised.
 
-Handing them to aiobotocore (``AioRefreshableCredentials`` refreshes by awaiting
-``refresh_using``, which must return :func:`as_botocore_metadata`'s dict)::
-
-    from aiobotocore.credentials import AioRefreshableCredentials
-    from aiobotocore.session import get_session
-
-    provider = CredentialsProvider(imds)
-    creds = AioRefreshableCredentials.create_from_metadata(
-        metadata=await provider.botocore_metadata(),
-        refresh_using=provider.botocore_metadata,
-        method="aioimds",
-    )
-    session = get_session()
-    session._credentials = creds  # or put a credential provider first in the session's chain,
-                                  # as examples/s3_with_instance_credentials.py does
+Handing them to the AWS SDKs: :mod:`aioimds.aiobotocore_credentials` and
+:mod:`aioimds.botocore_credentials` put a provider reading them through this class into the
+session's credential chain (``add_instance_role(session, ...)``); ``botocore_metadata`` is the
+``refresh_using`` of botocore's ``RefreshableCredentials`` for other uses.
 """
 
 from __future__ import annotations
