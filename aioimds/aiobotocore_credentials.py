@@ -32,7 +32,6 @@ from aiobotocore.credentials import AioRefreshableCredentials
 from botocore.credentials import CredentialProvider
 
 from . import CredentialsProvider, IMDSError
-from ._fetch import Source
 from .botocore_credentials import (
     ADVISORY_REFRESH,
     CANONICAL_NAME,
@@ -42,6 +41,7 @@ from .botocore_credentials import (
     insert_in_chain,
     sdk_metadata,
 )
+from .typed import Source
 
 __all__ = ["AioInstanceRoleCredentialProvider", "add_instance_role"]
 

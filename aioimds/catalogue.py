@@ -13,8 +13,10 @@ for the identity document and its signature "Instance identity documents"
 from __future__ import annotations
 
 __all__ = [
+    "AMI_ID",
     "AMI_LAUNCH_INDEX",
     "AVAILABILITY_ZONE",
+    "AVAILABILITY_ZONE_ID",
     "CREDENTIALS",
     "CREDENTIALS_EXTENDED",
     "DYNAMIC",
@@ -52,6 +54,8 @@ USER_DATA = "user-data"
 
 INSTANCE_ID = META_DATA + "instance-id"
 INSTANCE_TYPE = META_DATA + "instance-type"
+AMI_ID = META_DATA + "ami-id"
+"""The AMI the instance was launched from."""
 AMI_LAUNCH_INDEX = META_DATA + "ami-launch-index"
 """A decimal integer (``0`` for the first instance of a launch)."""
 LOCAL_IPV4 = META_DATA + "local-ipv4"
@@ -61,6 +65,8 @@ PUBLIC_IPV4 = META_DATA + "public-ipv4"
 PLACEMENT = META_DATA + "placement/"
 REGION = PLACEMENT + "region"
 AVAILABILITY_ZONE = PLACEMENT + "availability-zone"
+AVAILABILITY_ZONE_ID = PLACEMENT + "availability-zone-id"
+"""The zone's ID (``apne1-az4``), the same zone in every account, unlike its name."""
 
 IAM_INFO = META_DATA + "iam/info"
 """The instance profile; absent (404) when no IAM role is attached."""

@@ -19,36 +19,41 @@ T = TypeVar("T")
 
 
 class Source(Protocol):
-    """What the thin layers need of an IMDS client (:class:`~aioimds.IMDSClient` is one)."""
+    """What the thin layers need of an IMDS client (:class:`~aioimds.IMDSClient` is one).
 
-    async def get(self, path: str) -> str:
+    ``max_age`` (seconds, or ``math.inf``) accepts an answer the source got at most that long
+    ago; ``None`` asks the service (a source without a cache ignores it).
+    """
+
+    async def get(self, path: str, *, max_age: float | None = None) -> str:
         """The leaf at ``path`` (relative to ``latest/``) as text; 404 raises."""
 
-    async def get_bytes(self, path: str) -> bytes:
+    async def get_bytes(self, path: str, *, max_age: float | None = None) -> bytes:
         """The leaf at ``path`` as bytes, as served; 404 raises."""
 
-    async def list(self, path: str = "") -> list[str]:
+    async def list(self, path: str = "", *, max_age: float | None = None) -> list[str]:
         """The entries of the listing at ``path``, as served; 404 raises."""
 
 
-async def optional_text(source: Source, path: str) -> str | None:
+async def optional_text(source: Source, path: str, max_age: float | None = None) -> str | None:
     """The leaf at ``path`` as text, or ``None`` when the service answers 404 (it is absent).
 
     Raises: every other :class:`~aioimds.IMDSError` of ``source.get``.
     """
     try:
-        return await source.get(path)
+        return await source.get(path, max_age=max_age)
     except IMDSNotFoundError:
         return None
 
 
-async def optional_entries(source: Source, path: str) -> list[str]:
+async def optional_entries(source: Source, path: str,
+                           max_age: float | None = None) -> list[str]:
     """The entries of the listing at ``path``, or ``[]`` when the service answers 404.
 
     Raises: every other :class:`~aioimds.IMDSError` of ``source.list``.
     """
     try:
-        return await source.list(path)
+        return await source.list(path, max_age=max_age)
     except IMDSNotFoundError:
         return []
 

@@ -78,25 +78,28 @@ class NetworkInterface:
     vpc_ipv6_cidr_blocks: tuple[str, ...] = ()
 
 
-async def fetch_network_interfaces(source: Source) -> dict[str, NetworkInterface]:
-    """Every interface by MAC (``{}`` when the listing is absent), fetched concurrently.
+async def fetch_network_interfaces(source: Source, max_age: float | None = None,
+                                   ) -> dict[str, NetworkInterface]:
+    """Every interface by MAC (``{}`` when the listing is absent), fetched concurrently;
+    ``max_age`` goes to every read (``None``: all fresh).
 
     Raises: :class:`~aioimds.IMDSResponseError` naming the path of a malformed leaf (an
     ``int`` leaf that is not a number), and the other errors of ``source.get``.
     """
-    macs = [entry.rstrip("/") for entry in await optional_entries(source, MAC_INTERFACES)]
-    views = await gather_all(_interface(source, mac) for mac in macs)
+    listed = await optional_entries(source, MAC_INTERFACES, max_age)
+    macs = [entry.rstrip("/") for entry in listed]
+    views = await gather_all(_interface(source, mac, max_age) for mac in macs)
     return dict(zip(macs, views, strict=True))
 
 
-async def _interface(source: Source, mac: str) -> NetworkInterface:
+async def _interface(source: Source, mac: str, max_age: float | None) -> NetworkInterface:
     base = f"{MAC_INTERFACES}{mac}/"
-    entries = await optional_entries(source, base)
+    entries = await optional_entries(source, base, max_age)
     known = [(e, _LEAVES[e.replace("_", "-")]) for e in entries
              if e.replace("_", "-") in _LEAVES]
     texts, associations = await asyncio.gather(
-        gather_all(optional_text(source, base + entry) for entry, _ in known),
-        _associations(source, base, listed=ASSOCIATIONS in entries),
+        gather_all(optional_text(source, base + entry, max_age) for entry, _ in known),
+        _associations(source, base, max_age, listed=ASSOCIATIONS in entries),
     )
     values: dict[str, Any] = {"mac": mac, "ipv4_associations": associations}
     for (entry, (attribute, kind)), text in zip(known, texts, strict=True):
@@ -114,13 +117,14 @@ def _value(text: str, kind: str, path: str) -> Any:
     return int_leaf(value, request_path(path)) if kind == _INT else value
 
 
-async def _associations(source: Source, base: str, *, listed: bool) -> dict[str, str]:
+async def _associations(source: Source, base: str, max_age: float | None, *,
+                        listed: bool) -> dict[str, str]:
     """Public IPv4 -> private IPv4 from ``ipv4-associations/`` ({} when not listed)."""
     if not listed:
         return {}
     listing = base + ASSOCIATIONS
-    publics = [entry for entry in await optional_entries(source, listing)
+    publics = [entry for entry in await optional_entries(source, listing, max_age)
                if not is_listing(entry)]
-    privates = await gather_all(optional_text(source, listing + ip) for ip in publics)
+    privates = await gather_all(optional_text(source, listing + ip, max_age) for ip in publics)
     return {ip: private.strip() for ip, private in zip(publics, privates, strict=True)
             if private is not None}

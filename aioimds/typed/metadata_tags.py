@@ -28,10 +28,11 @@ class TagsReader:
         self._source = source
         self._noted: str | None = None
 
-    async def read(self) -> dict[str, str] | None:
+    async def read(self, max_age: float | None = None) -> dict[str, str] | None:
         """Tags by exact key, values as served; ``None`` when the listing answers 404 (tags in
         metadata off), ``{}`` when it lists none. Each of the two is logged (INFO, DEBUG) when
-        first seen, and again only after the other was seen. A 404 is not retried.
+        first seen, and again only after the other was seen. A 404 is not retried. ``max_age``
+        goes to every read (``None``: fresh).
 
         A key that names no child (``a/b``, cloud-init #4012; ``..``; a control character)
         cannot be asked for: it is left out with a warning and the other tags are kept.
@@ -41,7 +42,7 @@ class TagsReader:
         listing = TAGS_INSTANCE
         path = request_path(listing)
         try:
-            keys = await self._source.list(listing)
+            keys = await self._source.list(listing, max_age=max_age)
         except IMDSNotFoundError:
             self._note("off", logging.INFO, f"instance tags are not enabled in metadata ({path} "
                        "answers 404; aws ec2 modify-instance-metadata-options "
@@ -50,7 +51,8 @@ class TagsReader:
         if not keys:
             self._note("none", logging.DEBUG, f"{path} lists no tags; tags() returns {{}}")
         keys = [key for key in keys if self._askable(key, path)]
-        values = await gather_all(optional_text(self._source, listing + key) for key in keys)
+        values = await gather_all(optional_text(self._source, listing + key, max_age)
+                                  for key in keys)
         return {k: v for k, v in zip(keys, values, strict=True) if v is not None}
 
     @staticmethod
