@@ -1,13 +1,16 @@
-"""An aiohttp web service that learns its region and instance id from IMDS at start-up.
+"""An aiohttp web service that answers with its instance's region and id, read from IMDS.
 
     AWS_EC2_METADATA_SERVICE_ENDPOINT=http://127.0.0.1:1338 python examples/aiohttp_app.py
     python examples/aiohttp_app.py --endpoint http://127.0.0.1:1338 --port 8080
     curl http://127.0.0.1:8080/   ->  {"region": "ap-northeast-1", "instance_id": "i-..."}
 
 One IMDSClient lives as long as the app (a ``cleanup_ctx``: opened before the app serves,
-closed after it stops), as aiohttp recommends for any client session. The start-up awaits the
-region and the instance id concurrently and fails, so the app never serves, when IMDS cannot
-give them. Without ``--endpoint`` the client takes its settings from the environment
+closed after it stops), as aiohttp recommends for any client session. Every request awaits
+``imds.region()`` and ``imds.instance_id()``: the typed views cache what cannot change while
+the instance runs, so however many requests arrive, and however many at once, IMDS is asked
+once for each (one token PUT and two GETs for the app's life). The start-up reads them
+already and fails, so the app never serves, when IMDS cannot give them. Without
+``--endpoint`` the client takes its settings from the environment
 (``AWS_EC2_METADATA_SERVICE_ENDPOINT``, ...). Ctrl+C or SIGTERM stops it cleanly.
 """
 
@@ -16,45 +19,36 @@ from __future__ import annotations
 import argparse
 import asyncio
 from collections.abc import AsyncIterator, Callable
-from dataclasses import asdict, dataclass
 
 from aiohttp import web
 
 from aioimds import IMDSClient
 
-
-@dataclass(frozen=True)
-class Instance:
-    """What the service says about the instance it runs on."""
-
-    region: str
-    instance_id: str
-
-
 IMDS = web.AppKey("imds", IMDSClient)
-INSTANCE = web.AppKey("instance", Instance)
 
 
 def imds_context(
     endpoint: str | None,
 ) -> Callable[[web.Application], AsyncIterator[None]]:
-    """A ``cleanup_ctx`` entry: open the client, read the instance, close it at shutdown."""
+    """A ``cleanup_ctx`` entry: open the client, check IMDS answers, close it at shutdown."""
 
     async def context(app: web.Application) -> AsyncIterator[None]:
         imds_client = IMDSClient(endpoint=endpoint) if endpoint else IMDSClient()
         async with imds_client as imds:
-            region, instance_id = await asyncio.gather(
-                imds.get("meta-data/placement/region"), imds.get("meta-data/instance-id"))
+            region, instance_id = await asyncio.gather(imds.region(), imds.instance_id())
+            if region is None or instance_id is None:
+                raise RuntimeError("IMDS serves no region or instance id")
             app[IMDS] = imds
-            app[INSTANCE] = Instance(region=region, instance_id=instance_id)
             yield
 
     return context
 
 
 async def describe(request: web.Request) -> web.Response:
-    """``GET /``: the instance's region and id as JSON."""
-    return web.json_response(asdict(request.app[INSTANCE]))
+    """``GET /``: the instance's region and id as JSON (cached reads: no request to IMDS)."""
+    imds = request.app[IMDS]
+    region, instance_id = await asyncio.gather(imds.region(), imds.instance_id())
+    return web.json_response({"region": region, "instance_id": instance_id})
 
 
 def make_app(endpoint: str | None = None) -> web.Application:

@@ -64,7 +64,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-async def test_aiohttp_app_answers_with_the_region_and_shuts_down_cleanly(
+async def test_aiohttp_app_answers_from_the_cache_and_shuts_down_cleanly(
     imds_emulator: Emulator,
 ) -> None:
     port = free_port()
@@ -73,17 +73,26 @@ async def test_aiohttp_app_answers_with_the_region_and_shuts_down_cleanly(
         assert proc.stdout is not None
         banner = await asyncio.wait_for(proc.stdout.readline(), 20)
         assert f"http://127.0.0.1:{port}" in banner.decode()
-        async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{port}/") as r:
-            assert r.status == 200
-            answer = await r.json()
+        async with aiohttp.ClientSession() as http:
+
+            async def ask() -> object:
+                async with http.get(f"http://127.0.0.1:{port}/") as r:
+                    assert r.status == 200
+                    return await r.json()
+
+            answers = await asyncio.gather(*(ask() for _ in range(50)))
     finally:
         if proc.returncode is None:
             proc.send_signal(signal.SIGINT)
         _, err = await asyncio.wait_for(proc.communicate(), 20)
-    assert answer == {"region": "ap-northeast-1", "instance_id": INSTANCE_ID}
+    assert answers == [{"region": "ap-northeast-1", "instance_id": INSTANCE_ID}] * 50
     assert proc.returncode == 0, err.decode()
     assert not any(sign in err.decode() for sign in WARNING_SIGNS), err.decode()
-    assert imds_emulator.counters.token_puts == 1
+    # 50 requests to the app, and IMDS was asked once for each value.
+    trace = [(t.method, t.path) for t in imds_emulator.counters.trace]
+    assert trace[0] == ("PUT", "/latest/api/token")
+    assert sorted(trace[1:]) == [("GET", "/latest/meta-data/instance-id"),
+                                 ("GET", "/latest/meta-data/placement/region")]
 
 
 async def test_spot_drain_exits_promptly_after_the_notice(imds_emulator: Emulator) -> None:
