@@ -14,6 +14,7 @@ views' policy.
 from __future__ import annotations
 
 import asyncio
+import functools
 import math
 from collections.abc import Callable, Coroutine, Hashable
 from typing import Any, Generic, TypeVar
@@ -37,12 +38,16 @@ class SingleFlight(Generic[K, V]):
     runs for ``key``, else joins the running one. Every caller gets the same result, or the same
     exception raised. A caller that is cancelled leaves the flight; the work goes on for the
     others (and finishes even when every caller has left, so its answer is not wasted).
+
+    Each caller waits on a future of its own, which the task's end resolves in one pass: the
+    caller's cancellation cancels only that future (as ``asyncio.shield`` would), at half the
+    cost of a shield per caller when 10,000 callers wait for one answer.
     """
 
     __slots__ = ("_running",)
 
     def __init__(self) -> None:
-        self._running: dict[K, asyncio.Task[V]] = {}
+        self._running: dict[K, _Flight[V]] = {}
 
     def __len__(self) -> int:
         """How many flights are running."""
@@ -54,41 +59,44 @@ class SingleFlight(Generic[K, V]):
         Raises: whatever ``work`` raises; :class:`RuntimeError` when the flight was cancelled
         by :meth:`cancel` (the owner closed) while this caller waited.
         """
-        task = self._running.get(key)
-        if task is None:
-            task = asyncio.ensure_future(work())
-            self._running[key] = task
-            task.add_done_callback(lambda done: self._landed(key, done))
-        try:
-            return await asyncio.shield(task)
-        except asyncio.CancelledError:
-            if task.cancelled() and not _cancelling():
-                raise RuntimeError("the request was cancelled because its client was closed "
-                                   "while it was in flight") from None
-            raise
+        flight = self._running.get(key)
+        if flight is None:
+            flight = _Flight(asyncio.ensure_future(work()))
+            self._running[key] = flight
+            flight.task.add_done_callback(functools.partial(self._landed, key, flight))
+        waiter: asyncio.Future[asyncio.Future[V]] = asyncio.get_running_loop().create_future()
+        flight.waiters.append(waiter)
+        done = await waiter
+        if done.cancelled():
+            raise RuntimeError("the request was cancelled because its client was closed while "
+                               "it was in flight")
+        return done.result()
 
-    def _landed(self, key: K, task: asyncio.Task[V]) -> None:
-        # (An error nobody waits for any more is no loop error: shield marks it retrieved.)
-        if self._running.get(key) is task:
+    def _landed(self, key: K, flight: _Flight[V], task: asyncio.Future[V]) -> None:
+        if self._running.get(key) is flight:
             del self._running[key]
+        if not task.cancelled():
+            task.exception()  # retrieved here: an error nobody waits for is no loop error
+        for waiter in flight.waiters:
+            if not waiter.done():  # a caller that left has cancelled its own
+                waiter.set_result(task)
 
     def cancel(self) -> None:
         """Cancel every running flight (the owner is closing); their callers get
         :class:`RuntimeError`."""
         running, self._running = self._running, {}
-        for task in running.values():
-            task.cancel()
+        for flight in running.values():
+            flight.task.cancel()
 
 
-def _cancelling() -> bool:
-    """Whether the current task itself is being cancelled (not only the flight it awaits)."""
-    task = asyncio.current_task()
-    if task is None:
-        return False
-    cancelling = getattr(task, "cancelling", None)  # Python 3.11+
-    if cancelling is not None:
-        return bool(cancelling())
-    return False
+class _Flight(Generic[V]):
+    """One running work and the futures of the callers waiting for it."""
+
+    __slots__ = ("task", "waiters")
+
+    def __init__(self, task: asyncio.Future[V]) -> None:
+        self.task = task
+        self.waiters: list[asyncio.Future[asyncio.Future[V]]] = []
 
 
 class AnswerCache(Generic[K, V]):

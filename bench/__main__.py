@@ -5,7 +5,8 @@ repeats its measurements and reports the median and the spread. The tables go to
 figures to ``bench/results/latest.json`` (``--json``).
 
 Scenarios: ``a`` dumps next to the baselines, ``b`` get() overhead, ``c`` token single-flight,
-``d`` throttled dump, ``e`` scale and import time, ``f`` crawl concurrency sweep. The exit status
+``d`` throttled dump, ``e`` scale and import time, ``f`` crawl concurrency sweep, ``g`` an async
+service's load (single flight and the typed cache). The exit status
 is 1 when a target is missed (a report, not a test: nothing in CI runs it).
 """
 
@@ -31,10 +32,11 @@ from .dumps import DumpLine, SweepLine, dumps, format_dumps, format_sweep, sweep
 from .load import overhead, single_flight, throttled
 from .report import Row, format_table, write_json
 from .scale import imports, scale
+from .service import service
 
 RESULTS = Path(__file__).parent / "results" / "latest.json"
 """Default JSON output (gitignored: the README's table is the record)."""
-SCENARIOS = "abcdef"
+SCENARIOS = "abcdefg"
 """Every scenario, in the order they run."""
 DEFAULT_REPEAT = 5
 """Runs per measurement; slow scenarios cap their own."""
@@ -93,7 +95,8 @@ def main(argv: list[str] | None = None) -> int:
         return []
 
     steps: dict[str, Callable[[Settings], Coroutine[Any, Any, list[Row]]]] = {
-        "a": run_a, "b": overhead, "c": single_flight, "d": throttled, "e": run_e, "f": run_f}
+        "a": run_a, "b": overhead, "c": single_flight, "d": throttled, "e": run_e, "f": run_f,
+        "g": service}
     meta = machine()
     started = time.monotonic()
     for key in chosen:

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import itertools
 import time
 from collections import Counter
 from typing import Any
 
 import aiohttp
 
-from aioimds import IMDSClient
+from aioimds import IMDSClient, Record, Snapshot
+from aioimds.emulator import default_snapshot
 
 from .baselines import raw_gets
 from .common import Settings, large, loopback_client, timed_workers
@@ -21,7 +23,7 @@ from .server import served
 __all__ = ["overhead", "single_flight", "throttled"]
 
 LEAF = "meta-data/placement/region"
-"""The leaf every ``get()`` of scenarios b and c asks for."""
+"""The leaf every ``get()`` of scenario c asks for."""
 SEQUENTIAL_GETS = 2_000
 """GETs per sequential run: long enough (~0.5 s) to swamp timer noise."""
 CONCURRENT_GETS = 10_000
@@ -38,10 +40,23 @@ BUCKET_REFILL = 0.5
 """Seconds between throttled runs, so each one starts with a full bucket."""
 
 
+def _worker_leaves() -> Snapshot:
+    """The default tree and :data:`IN_FLIGHT` leaves ``meta-data/bench-N`` holding the region's
+    body: scenario b's workers each ask their own, as the raw loop asks one, so no two of our
+    ``get()`` calls share a flight (``aioimds.coalesce``) and each is one request, like the
+    raw loop's."""
+    body = default_snapshot()["/latest/" + LEAF].body
+    leaves = {f"/latest/meta-data/bench-{n}": Record(body) for n in range(IN_FLIGHT)}
+    return Snapshot({**default_snapshot().responses, **leaves})
+
+
 async def _our_gets(imds: IMDSClient, count: int, concurrency: int) -> float:
+    numbers = itertools.count()
+
     async def worker(n: int) -> None:
+        leaf = f"meta-data/bench-{next(numbers) % IN_FLIGHT}"
         for _ in range(n):
-            await imds.get(LEAF)
+            await imds.get(leaf)
 
     return await timed_workers(worker, count, concurrency)
 
@@ -54,13 +69,13 @@ async def _client_loop(url: str, count: int, concurrency: int) -> float:
 async def _raw_loop(url: str, count: int, concurrency: int) -> float:
     connector = aiohttp.TCPConnector(limit=IN_FLIGHT)
     async with aiohttp.ClientSession(connector=connector) as session:
-        return await raw_gets(session, url, "/latest/" + LEAF, count, concurrency)
+        return await raw_gets(session, url, "/latest/meta-data/bench-0", count, concurrency)
 
 
 async def overhead(settings: Settings) -> list[Row]:
     """Scenario b: requests/s of ``get()`` and of a raw aiohttp loop, sequential and 64 at once."""
     rows = []
-    with served() as url:
+    with served(snapshot=_worker_leaves()) as url:
         for label, count, conc in (("sequential", SEQUENTIAL_GETS, 1),
                                    (f"{IN_FLIGHT} concurrent", CONCURRENT_GETS, IN_FLIGHT)):
             ours: list[float] = []

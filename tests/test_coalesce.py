@@ -108,6 +108,7 @@ async def test_a_run_all_of_whose_callers_left_finishes_and_its_error_is_no_loop
         call.cancel()
     await asyncio.gather(*calls, return_exceptions=True)
     assert len(flights) == 1  # still running for nobody
+    calls.clear()  # nothing of the callers is left to keep the flight's task alive
     gate.set()
     for _ in range(3):
         await asyncio.sleep(0)
