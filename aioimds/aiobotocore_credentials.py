@@ -38,8 +38,8 @@ from .botocore_credentials import (
     MANDATORY_REFRESH,
     METHOD,
     REPLACES,
+    fresh_metadata,
     insert_in_chain,
-    sdk_metadata,
 )
 from .typed import Source
 
@@ -57,7 +57,8 @@ class AioInstanceRoleCredentialProvider(CredentialProvider):  # type: ignore[mis
 
     ``await load()`` returns ``AioRefreshableCredentials`` (method ``"aioimds"``), or ``None``
     when IMDS gives none (no role, not on EC2, IMDS disabled: the error is logged at debug
-    level), so the resolver goes on to the next provider, as botocore's own do.
+    level), so the resolver goes on to the next provider, as botocore's own do. :meth:`aclose`
+    cancels a background refresh still running.
     """
 
     METHOD = METHOD
@@ -84,13 +85,18 @@ class AioInstanceRoleCredentialProvider(CredentialProvider):  # type: ignore[mis
             advisory_timeout=ADVISORY_REFRESH, mandatory_timeout=MANDATORY_REFRESH)
 
     async def fetch(self) -> dict[str, str]:
-        """:func:`~aioimds.botocore_credentials.sdk_metadata` of valid credentials (cached
-        until due): aiobotocore's ``refresh_using``.
+        """:func:`~aioimds.botocore_credentials.fresh_metadata`: aiobotocore's
+        ``refresh_using``.
 
         Raises: :class:`~aioimds.IMDSCredentialsError` or another
         :class:`~aioimds.IMDSError` when no valid credentials can be had.
         """
-        return sdk_metadata(await self._credentials.get())
+        return await fresh_metadata(self._credentials)
+
+    async def aclose(self) -> None:
+        """Cancel the credentials provider's background refresh, if one runs (call it before
+        closing the client)."""
+        await self._credentials.aclose()
 
 
 def add_instance_role(session: Any, credentials: CredentialsProvider | Source, *,

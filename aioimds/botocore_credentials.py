@@ -59,6 +59,7 @@ __all__ = [
     "REPLACES",
     "InstanceRoleCredentialProvider",
     "add_instance_role",
+    "fresh_metadata",
     "insert_in_chain",
     "sdk_metadata",
 ]
@@ -89,6 +90,20 @@ def sdk_metadata(creds: RoleCredentials) -> dict[str, str]:
     if creds.account_id is not None:
         meta["account_id"] = creds.account_id
     return meta
+
+
+async def fresh_metadata(credentials: CredentialsProvider) -> dict[str, str]:
+    """:func:`sdk_metadata` of the newest valid credentials: when a refresh is due, the SDK's
+    ``refresh_using`` waits for it (one IMDS read, shared) instead of taking the credentials it
+    is replacing, since the SDK asks exactly when it wants new ones. Static stability as in
+    :class:`~aioimds.CredentialsProvider`: a failed refresh serves the cached ones.
+
+    Raises: :class:`~aioimds.IMDSCredentialsError` or another :class:`~aioimds.IMDSError`
+    when no credentials were ever fetched.
+    """
+    await credentials.get()  # starts the refresh when one is due
+    await credentials.wait_for_refresh()
+    return sdk_metadata(await credentials.get())
 
 
 class InstanceRoleCredentialProvider(CredentialProvider):  # type: ignore[misc]
@@ -138,8 +153,8 @@ class InstanceRoleCredentialProvider(CredentialProvider):  # type: ignore[misc]
             advisory_timeout=ADVISORY_REFRESH, mandatory_timeout=MANDATORY_REFRESH)
 
     def fetch(self) -> dict[str, str]:
-        """:func:`sdk_metadata` of valid credentials (cached until due), waiting for the
-        provider's thread: botocore's ``refresh_using``.
+        """:func:`fresh_metadata`, run on the provider's thread: botocore's
+        ``refresh_using``.
 
         Raises: :class:`~aioimds.IMDSCredentialsError` or another
         :class:`~aioimds.IMDSError` when no valid credentials can be had.
@@ -153,7 +168,15 @@ class InstanceRoleCredentialProvider(CredentialProvider):  # type: ignore[misc]
             await self._imds.open()
             self._credentials = (CredentialsProvider(self._imds) if self._clock is None
                                  else CredentialsProvider(self._imds, clock=self._clock))
-        return sdk_metadata(await self._credentials.get())
+        return await fresh_metadata(self._credentials)
+
+    async def _close(self) -> None:
+        credentials, imds, self._credentials, self._imds = (
+            self._credentials, self._imds, None, None)
+        if credentials is not None:
+            await credentials.aclose()
+        if imds is not None:
+            await imds.close()
 
     def _start(self) -> asyncio.AbstractEventLoop:
         with self._guard:
@@ -171,12 +194,10 @@ class InstanceRoleCredentialProvider(CredentialProvider):  # type: ignore[misc]
         Closing twice is harmless."""
         with self._guard:
             loop, thread, self._loop, self._thread = self._loop, self._thread, None, None
-            imds, self._imds, self._credentials = self._imds, None, None
         if loop is None or thread is None:
             return
         atexit.unregister(self.close)
-        if imds is not None:
-            asyncio.run_coroutine_threadsafe(imds.close(), loop).result()
+        asyncio.run_coroutine_threadsafe(self._close(), loop).result()
         loop.call_soon_threadsafe(loop.stop)
         thread.join()
         loop.close()
