@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import math
+import sys
 from collections.abc import Callable, Coroutine, Hashable
 from typing import Any, Generic, TypeVar
 
@@ -61,7 +62,7 @@ class SingleFlight(Generic[K, V]):
         """
         flight = self._running.get(key)
         if flight is None:
-            flight = _Flight(asyncio.ensure_future(work()))
+            flight = _Flight(_start(work()))
             self._running[key] = flight
             flight.task.add_done_callback(functools.partial(self._landed, key, flight))
         waiter: asyncio.Future[asyncio.Future[V]] = asyncio.get_running_loop().create_future()
@@ -87,6 +88,15 @@ class SingleFlight(Generic[K, V]):
         running, self._running = self._running, {}
         for flight in running.values():
             flight.task.cancel()
+
+
+def _start(work: Coroutine[Any, Any, V]) -> asyncio.Future[V]:
+    """A task for ``work``, started at once where asyncio can (3.12+: it runs to its first
+    wait now, saving the loop turn a new task waits for before it sends its request)."""
+    loop = asyncio.get_running_loop()
+    if sys.version_info >= (3, 12):
+        return asyncio.Task(work, loop=loop, eager_start=True)
+    return loop.create_task(work)
 
 
 class _Flight(Generic[V]):
