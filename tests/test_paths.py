@@ -53,8 +53,9 @@ def test_request_path_refuses(bad: str) -> None:
         (b"\n", []),
         (b"a\na", ["a", "a"]),
         (b"my tag\nk=v", ["my tag", "k=v"]),
+        ("\ufeffami-id\nmac".encode(), ["ami-id", "mac"]),
     ],
-    ids=["lf", "crlf", "empty", "only-newline", "duplicates-kept", "odd-names"],
+    ids=["lf", "crlf", "empty", "only-newline", "duplicates-kept", "odd-names", "bom-dropped"],
 )
 def test_parse_listing(body: bytes, entries: list[str]) -> None:
     assert parse_listing(body, "/latest/meta-data/") == entries

@@ -19,7 +19,7 @@ from pathlib import Path
 from urllib.parse import unquote
 
 import pytest
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
 from aioimds import IMDSClient, IMDSResponseError, PathError, Record, Snapshot
@@ -114,6 +114,8 @@ entry_text = st.text(st.characters(codec="utf-8", exclude_characters="\n"), min_
 def test_a_listing_parses_back_to_its_entries_or_is_refused_as_a_page(
     entries: list[str], newline: str, trailing: bool
 ) -> None:
+    # A leading byte order mark is encoding, dropped by the parser (tested in test_paths.py).
+    assume(not entries or not entries[0].startswith("\ufeff"))
     body = (newline.join(entries) + (newline if trailing and entries else "")).encode()
     try:
         parsed = parse_listing(body, "/latest/meta-data/")
