@@ -10,8 +10,8 @@ The format (DESIGN.md section 3)::
 
 A key is the request path exactly as requested (percent-encoded where the request needed it);
 listings end with ``/``. ``body`` holds a body that is valid UTF-8, byte for byte; ``body_base64``
-any other body. ``content_type`` appears only when it is not ``text/plain``; ``status`` only
-when it is not 200.
+any other body. ``content_type`` appears only when it is not ``text/plain``; ``""`` means the
+answer carried no ``Content-Type`` at all. ``status`` appears only when it is not 200.
 
 A partial dump adds a top-level ``"failures": {"/latest/...": "message"}`` naming every path
 that failed, so the file alone tells absent (``"status": 404``) from failed. A complete dump has
@@ -46,7 +46,10 @@ class Record:
     Attributes:
         body: the response body, bytes exactly as served (empty for a 404).
         status: the HTTP status (200 unless recorded otherwise).
-        content_type: the ``Content-Type`` without parameters (``text/plain`` by default).
+        content_type: the ``Content-Type`` as served, in lower case without parameters
+            (``text/plain`` by default; ``""`` when the answer had none). The client reads
+            JSON from the body whatever it says; only ``text/html`` is refused (a proxy or
+            captive portal answering).
     """
 
     body: bytes = b""
@@ -55,7 +58,8 @@ class Record:
 
     def __repr__(self) -> str:
         # The body may be a credentials document: a repr never shows it.
-        return f"Record(status={self.status}, {len(self.body)} bytes, {self.content_type})"
+        ctype = self.content_type or "no Content-Type"
+        return f"Record(status={self.status}, {len(self.body)} bytes, {ctype})"
 
     def text(self) -> str | None:
         """The body as text when it is valid UTF-8, else ``None``."""

@@ -41,7 +41,12 @@ _SESSION_RETRY_SWITCH = "_retry_connection" in aiohttp.ClientSession.ATTRS
 @dataclass(frozen=True, slots=True)
 class Answer:
     """One HTTP answer: status, body bytes as served, mime type, and the headers used:
-    ``ttl`` (the granted TTL) is read from PUT answers only, ``retry_after`` from 429s only."""
+    ``ttl`` (the granted TTL) is read from PUT answers only, ``retry_after`` from 429s only.
+
+    ``content_type`` is the ``Content-Type`` in lower case without parameters
+    (``Text/HTML; charset=utf-8`` is ``text/html``), or ``""`` when the answer had none (or an
+    empty one): kept as served, not aiohttp's ``application/octet-stream`` default.
+    """
 
     status: int
     body: bytes
@@ -114,7 +119,7 @@ class Transport:
                         "followed: check the endpoint", path=path, status=status)
                 body = await self._read(resp, path)
                 return Answer(
-                    status, body, resp.content_type,
+                    status, body, _media_type(resp),
                     resp.headers.get(TTL_HEADER) if method == "PUT" else None,
                     resp.headers.get("Retry-After") if status == 429 else None,
                 )
@@ -159,6 +164,11 @@ class Transport:
                     f"body is over the cap of {self._max_body} bytes", path=path,
                     status=resp.status)
         return bytes(buf)
+
+
+def _media_type(resp: aiohttp.ClientResponse) -> str:
+    raw = resp.headers.get(aiohttp.hdrs.CONTENT_TYPE)
+    return resp.content_type if raw is not None and raw.strip() else ""
 
 
 def _timeout(seconds: float) -> aiohttp.ClientTimeout:

@@ -45,7 +45,7 @@ def one_line(record: Record, width: int) -> str:
     text = record.text()
     if text is None:
         kind = ", gzip" if record.body[:2] == b"\x1f\x8b" else ""
-        return f"<{len(record.body)} bytes{kind}, {record.content_type}>"
+        return f"<{len(record.body)} bytes{kind}, {record.content_type or 'no Content-Type'}>"
     if text == "":
         return '""'
     suffix = ""

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator, Mapping
 from types import TracebackType
 from typing import Any, Literal
 
-from aiohttp import web
+from aiohttp import hdrs, web
 from aiohttp.web import RequestHandler
 
 from .. import clock
@@ -61,6 +61,15 @@ RequestHook = Callable[[TraceEntry], None]
 _TOKEN_HEADER_LOWER = TOKEN_HEADER.lower()
 _DATA_ALLOW = {"Allow": "GET, HEAD"}
 _TOKEN_ALLOW = {"Allow": "PUT"}
+
+
+class _NoContentType(web.Response):
+    """A response with no ``Content-Type`` header, which aiohttp would otherwise add
+    (``application/octet-stream``) to any non-empty body."""
+
+    async def _prepare_headers(self) -> None:
+        await super()._prepare_headers()
+        self._headers.popall(hdrs.CONTENT_TYPE, None)
 
 
 def _release(waiter: asyncio.Future[bool], value: bool) -> None:
@@ -493,9 +502,12 @@ class Emulator(TreeEditing):
             delay += self._rng.uniform(0.0, faults.jitter)
         if delay > 0 and not await self._wait(delay):
             return None
-        response = web.Response(
-            body=body, status=status, headers={"Content-Type": content_type, "Server": SERVER}
-        )
+        if content_type:
+            response = web.Response(
+                body=body, status=status, headers={"Content-Type": content_type, "Server": SERVER}
+            )
+        else:  # recorded as served without one (snapshot format: "content_type": "")
+            response = _NoContentType(body=body, status=status, headers={"Server": SERVER})
         if headers:
             response.headers.update(headers)
         return response
