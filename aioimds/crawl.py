@@ -5,8 +5,11 @@ coroutine it is handed (the crawl imports neither the client nor the token sessi
 the children of every listing. Listings go before leaves, since only listings open more work:
 that keeps the critical path (tree depth x latency) the bound. Entries ending in ``/`` are
 listings; ``N=name`` in ``public-keys/`` is the listing ``N/``; duplicate entries are fetched
-once. A listed entry answering 404 is recorded with status 404; any other failure is collected,
-never dropped, and the walk goes on.
+once. A listed entry answering 404 is asked again on the schedule of
+:func:`aioimds.retry.listed_404_delay` (a handful of retries over about 1-2 s: IMDS lists a
+freshly attached interface before its keys answer, amazon-ec2-net-utils #38), then recorded with
+status 404; a waiting retry holds no worker, so only the paths that answered 404 wait. Any other
+failure is collected, never dropped, and the walk goes on.
 
 A listing entry that names no child (a tag key ``a/b``, cloud-init #4012; ``..``; a control
 character) is skipped with a warning (logger ``aioimds``) and collected in
@@ -24,6 +27,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from . import clock, retry
 from .errors import (
     IMDSConnectionError,
     IMDSCrawlError,
@@ -112,16 +116,49 @@ async def crawl(fetch: Fetch, *, concurrency: int = DEFAULT_CONCURRENCY,
     leaves: deque[tuple[str, int]] = deque()
     parked: list[asyncio.Future[None]] = []
     seen = {root}
-    busy = 0  # paths taken and not finished: the walk is over when none is and none is queued
+    busy = 0  # paths taken or waiting to be asked again: the walk is over when none is and
+    # none is queued
     silent = 0  # requests in a row that ended with no answer
+    stalled: IMDSError | None = None  # why the crawl stopped asking, once it has
+    not_found: dict[str, tuple[int, float]] = {}  # listed path -> (404 retries, first 404 at)
+    timers: list[asyncio.TimerHandle] = []
+
+    def unasked(path: str, reason: IMDSError) -> None:
+        failures[path] = IMDSConnectionError(
+            f"not requested: {STALL_FAILURES} requests in a row got no answer "
+            f"(the last: {reason.message})", path=path)
 
     def abandon(reason: IMDSError) -> None:
+        nonlocal stalled
+        stalled = reason
         for queue in (listings, leaves):
             while queue:
-                path, _ = queue.popleft()
-                failures[path] = IMDSConnectionError(
-                    f"not requested: {STALL_FAILURES} requests in a row got no answer "
-                    f"(the last: {reason.message})", path=path)
+                unasked(queue.popleft()[0], reason)
+
+    def retry_later(path: str, depth: int) -> bool:
+        """Schedule ``path`` (listed, answered 404) to be asked again; False when its retries
+        are spent and the 404 stands."""
+        nonlocal busy
+        now = clock.now()
+        made, first = not_found.get(path, (0, now))
+        delay = retry.listed_404_delay(made + 1, now - first)
+        if delay is None:
+            return False
+        not_found[path] = (made + 1, first)
+        busy += 1  # the waiting retry keeps the walk open
+        timers.append(asyncio.get_running_loop().call_later(delay, requeue, path, depth))
+        return True
+
+    def requeue(path: str, depth: int) -> None:
+        nonlocal busy
+        busy -= 1
+        if stalled is None:
+            (listings if is_listing(path) else leaves).append((path, depth))
+            wake(1)
+        else:
+            unasked(path, stalled)
+            if not busy and not listings and not leaves:
+                wake(len(parked))
 
     def wake(count: int) -> None:
         while parked and count > 0:
@@ -173,11 +210,15 @@ async def crawl(fetch: Fetch, *, concurrency: int = DEFAULT_CONCURRENCY,
                 wake(len(parked))  # the walk is over: let every parked worker see it
                 return
             busy += 1
+            waits = False  # asked again later: not done yet
             try:
                 record = await fetch(path)
                 silent = 0
                 if path == ROOT and record.status == 404:
                     raise not_an_imds()
+                if record.status == 404 and path != root and retry_later(path, depth):
+                    waits = True
+                    continue
                 records[path] = record
                 if record.status == 200 and is_listing(path):
                     visit_listing(path, record, depth)
@@ -190,7 +231,7 @@ async def crawl(fetch: Fetch, *, concurrency: int = DEFAULT_CONCURRENCY,
                         abandon(exc)
             finally:
                 busy -= 1
-                if progress is not None:
+                if progress is not None and not waits:
                     progress.done += 1
                     progress.queued = len(listings) + len(leaves)
                 if not busy and not listings and not leaves:
@@ -200,6 +241,8 @@ async def crawl(fetch: Fetch, *, concurrency: int = DEFAULT_CONCURRENCY,
     try:
         await asyncio.gather(*workers)
     finally:
+        for timer in timers:
+            timer.cancel()
         for task in workers:
             task.cancel()
         await asyncio.gather(*workers, return_exceptions=True)

@@ -5,6 +5,11 @@ the ``ipv4-associations/`` listing, are fetched at once; then the association le
 of any number of interfaces takes three round trips after the MAC listing. A leaf name written
 with underscores (``subnet_ipv6_cidr_blocks``, as some trees have it) is read as the hyphenated
 one. Leaf formats: EC2 user guide, "Instance metadata categories", ``network/interfaces/...``.
+
+Everything this view reads was named by the listing above it, so a 404 is retried a few times
+over about 1-2 s before the value is taken as absent (``listed_text``): IMDS lists a hot-attached
+interface before its keys answer (amazon-ec2-net-utils #38). A key the listing does not name
+(``ipv6s`` on an interface without IPv6) is never requested: its field is empty at once.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from typing import Any
 
 from ..catalogue import MAC_INTERFACES
 from ..paths import is_listing, request_path
-from ._fetch import Source, gather_all, optional_entries, optional_text
+from ._fetch import Source, gather_all, listed_entries, listed_text, optional_entries
 from ._fields import int_leaf
 
 __all__ = ["NetworkInterface", "fetch_network_interfaces"]
@@ -94,11 +99,11 @@ async def fetch_network_interfaces(source: Source, max_age: float | None = None,
 
 async def _interface(source: Source, mac: str, max_age: float | None) -> NetworkInterface:
     base = f"{MAC_INTERFACES}{mac}/"
-    entries = await optional_entries(source, base, max_age)
+    entries = await listed_entries(source, base, max_age)
     known = [(e, _LEAVES[e.replace("_", "-")]) for e in entries
              if e.replace("_", "-") in _LEAVES]
     texts, associations = await asyncio.gather(
-        gather_all(optional_text(source, base + entry, max_age) for entry, _ in known),
+        gather_all(listed_text(source, base + entry, max_age) for entry, _ in known),
         _associations(source, base, max_age, listed=ASSOCIATIONS in entries),
     )
     values: dict[str, Any] = {"mac": mac, "ipv4_associations": associations}
@@ -123,8 +128,8 @@ async def _associations(source: Source, base: str, max_age: float | None, *,
     if not listed:
         return {}
     listing = base + ASSOCIATIONS
-    publics = [entry for entry in await optional_entries(source, listing, max_age)
+    publics = [entry for entry in await listed_entries(source, listing, max_age)
                if not is_listing(entry)]
-    privates = await gather_all(optional_text(source, listing + ip, max_age) for ip in publics)
+    privates = await gather_all(listed_text(source, listing + ip, max_age) for ip in publics)
     return {ip: private.strip() for ip, private in zip(publics, privates, strict=True)
             if private is not None}
