@@ -157,3 +157,66 @@ async def test_a_service_that_stops_answering_fails_the_rest_unrequested() -> No
     unasked = [e for p, e in result.failures.items() if p not in asked]
     assert len(unasked) == 100 - len(asked)
     assert all("not requested" in e.message for e in unasked)
+
+
+async def test_a_listed_404_waiting_for_its_retry_holds_no_worker() -> None:
+    """With one worker, the paths after a listed 404 are fetched while it waits to be asked
+    again; it is asked 1 + LISTED_404_RETRIES times, then recorded as 404."""
+    from aioimds.retry import LISTED_404_RETRIES
+
+    names = ["gone", *(f"leaf-{i}" for i in range(5))]
+    snap = Snapshot({"/latest/": Record(b"meta-data/"),
+                     "/latest/meta-data/": Record("\n".join(names).encode()),
+                     **{f"/latest/meta-data/{n}": Record(b"v") for n in names[1:]}})
+    asked: list[str] = []
+
+    async def fetch(path: str) -> Record:
+        asked.append(path)
+        return snap.get(path, Record(b"", 404))
+
+    result = await crawl(fetch, concurrency=1)
+    gone = "/latest/meta-data/gone"
+    assert result.complete and result.snapshot[gone].status == 404
+    assert asked.count(gone) == 1 + LISTED_404_RETRIES
+    # Every leaf was asked before the first retry of the 404.
+    assert asked.index(gone) == 2 and asked[3:8] == [f"/latest/meta-data/leaf-{i}"
+                                                      for i in range(5)]
+    assert asked[8:] == [gone] * LISTED_404_RETRIES
+
+
+async def test_a_root_below_latest_answering_404_is_not_retried() -> None:
+    asked: list[str] = []
+
+    async def fetch(path: str) -> Record:
+        asked.append(path)
+        return Record(b"", 404)
+
+    result = await crawl(fetch, root="/latest/meta-data/iam/")
+    assert asked == ["/latest/meta-data/iam/"]
+    assert result.snapshot["/latest/meta-data/iam/"].status == 404
+
+
+async def test_a_listed_404_waiting_when_the_service_goes_silent_is_failed_unrequested() -> None:
+    from aioimds import IMDSConnectionError
+    from aioimds.crawl import STALL_FAILURES
+
+    names = ["gone", *(f"leaf-{i:02d}" for i in range(STALL_FAILURES + 5))]
+    listing = Record("\n".join(names).encode())
+    asked: list[str] = []
+
+    async def fetch(path: str) -> Record:
+        asked.append(path)
+        if path == "/latest/":
+            return Record(b"meta-data/")
+        if path == "/latest/meta-data/":
+            return listing
+        if path.endswith("/gone"):
+            return Record(b"", 404)
+        raise IMDSConnectionError("reset", path=path)
+
+    result = await crawl(fetch, concurrency=1)
+    gone = "/latest/meta-data/gone"
+    assert asked.count(gone) == 1
+    assert "not requested" in result.failures[gone].message
+    assert gone not in result.snapshot
+    assert len(result.failures) == len(names)

@@ -60,3 +60,17 @@ def test_defaults() -> None:
 )
 def test_parse_retry_after(header: str | None, seconds: float | None) -> None:
     assert retry.parse_retry_after(header) == seconds
+
+
+def test_listed_404_delays_are_capped_spaced_and_bounded() -> None:
+    low = [retry.listed_404_delay(n, 0.0, rand=lambda: 0.0) for n in range(1, 7)]
+    high = [retry.listed_404_delay(n, 0.0, rand=lambda: 0.999999) for n in range(1, 7)]
+    assert low[:5] == pytest.approx([0.05, 0.1, 0.2, 0.25, 0.25])
+    assert high[:5] == pytest.approx([0.1, 0.2, 0.4, 0.5, 0.5], rel=1e-5)
+    assert low[5] is None and high[5] is None  # LISTED_404_RETRIES spent
+    assert retry.LISTED_404_RETRIES == 5
+    assert sum(d for d in high if d is not None) <= retry.LISTED_404_SECONDS
+    # The time budget stops the retries whatever the count.
+    assert retry.listed_404_delay(1, retry.LISTED_404_SECONDS - 0.01, rand=lambda: 0.5) is None
+    late = retry.listed_404_delay(1, retry.LISTED_404_SECONDS - 0.1, rand=lambda: 0.5)
+    assert late == pytest.approx(0.075)
