@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 from datetime import datetime, timezone
 
 import aiohttp
@@ -222,4 +223,18 @@ async def test_c47_the_interface_view_gets_keys_that_appear_within_its_retries()
     async with emu, IMDSClient(endpoint=emu.url) as imds:
         second = (await imds.network_interfaces())["06:5a:3b:1c:2d:02"]
     assert second.device_number == 1 and second.subnet_ipv4_cidr_block == "10.0.2.0/24"
+    assert stamps.statuses(DEVICE) == [404, 404, 200]
+
+
+async def test_c47_a_kept_404_of_a_listed_key_is_asked_again_and_the_answer_kept() -> None:
+    """amazon-ec2-net-utils #38: a cached read (``max_age``) of a hot-attached interface key
+    kept its 404; the interface view, which knows the MAC listing names the key, doubts that
+    404, asks the service again and keeps the value it then gets."""
+    emu, stamps = hot_attached(2)
+    async with emu, IMDSClient(endpoint=emu.url) as imds:
+        with pytest.raises(IMDSNotFoundError):
+            await imds.get(rel(DEVICE), max_age=math.inf)
+        second = (await imds.network_interfaces(max_age=math.inf))["06:5a:3b:1c:2d:02"]
+        assert await imds.get(rel(DEVICE), max_age=math.inf) == "1"
+    assert second.device_number == 1
     assert stamps.statuses(DEVICE) == [404, 404, 200]
