@@ -44,20 +44,23 @@ class Output:
             mode = os.stat(path).st_mode
         except FileNotFoundError:
             mode = None
+        if mode is not None and stat.S_ISDIR(mode):  # before the crawl, not at its end
+            raise IsADirectoryError(f"{path} is a directory")
         if mode is not None and not stat.S_ISREG(mode):
             if not os.access(path, os.W_OK):
                 raise PermissionError(f"cannot write to {path}")
             return
-        if mode is not None and stat.S_ISDIR(mode):
-            raise IsADirectoryError(f"{path} is a directory")
         directory = os.path.dirname(os.path.abspath(path))
         fd, self._tmp = tempfile.mkstemp(dir=directory, prefix=".aioimds-", suffix=".tmp")
         os.close(fd)  # mkstemp makes it 0600: right for secrets, widened below otherwise
         if not secret:
             os.chmod(self._tmp, 0o666 & ~umask())
 
-    def write(self, data: bytes) -> None:
-        """Write ``data`` (all of it, once) and finish."""
+    def write(self, data: bytes, *, secret: bool = False) -> None:
+        """Write ``data`` (all of it, once) and finish; ``secret`` makes a new file 0600
+        whatever the constructor was told (data found to hold secrets once fetched)."""
+        if secret and self._tmp is not None:
+            os.chmod(self._tmp, 0o600)
         if self.path is None:
             self._stdout.write(data)
             self._stdout.flush()
