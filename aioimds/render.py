@@ -26,7 +26,7 @@ from .paths import ROOT, child_path, is_listing, parse_listing
 from .snapshot import Record, Snapshot
 from .wire import REDACTED
 
-__all__ = ["REDACTED", "SECRET_FIELDS", "flat_lines", "nested", "redact"]
+__all__ = ["REDACTED", "SECRET_FIELDS", "flat_lines", "holds_secrets", "nested", "redact"]
 
 SECRET_FIELDS = ("SecretAccessKey", "Token")
 """Fields of a credential document (one with ``AccessKeyId``) that are replaced."""
@@ -37,9 +37,14 @@ _SECRET_RE = re.compile(
 _TEXT_ONLY = (ROOT + catalogue.TAGS, ROOT + catalogue.USER_DATA)
 
 
+def holds_secrets(body: bytes) -> bool:
+    """Whether ``body`` is a credential document (a JSON object with ``AccessKeyId``), whose
+    :data:`SECRET_FIELDS` are secrets."""
+    return body.lstrip()[:1] == b"{" and b'"AccessKeyId"' in body
+
+
 def _credential_document(record: Record) -> bool:
-    body = record.body
-    return record.status == 200 and body.lstrip()[:1] == b"{" and b'"AccessKeyId"' in body
+    return record.status == 200 and holds_secrets(record.body)
 
 
 def redact(snapshot: Snapshot) -> Snapshot:

@@ -14,7 +14,7 @@ from ..client import IMDSClient
 from ..crawl import CrawlResult
 from ..errors import IMDSConfigError, IMDSNotFoundError, IMDSResponseError
 from ..paths import ROOT, child_path, request_path
-from ..render import flat_lines, nested, redact
+from ..render import flat_lines, holds_secrets, nested, redact
 from ..stats import CrawlProgress, RequestStats
 from .log import log, progress_line
 from .output import Output
@@ -68,7 +68,7 @@ async def run_get(args: argparse.Namespace, imds: IMDSClient, stdout: BinaryIO) 
                     "a terminal: use --output FILE, or --raw to print it anyway")
             if not body.endswith(b"\n"):
                 body += b"\n"
-        out.write(body)
+        out.write(body, secret=holds_secrets(body))  # role credentials: a 0600 file
     finally:
         out.discard()
     return 0
