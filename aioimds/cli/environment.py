@@ -58,7 +58,19 @@ def container_evidence(paths: ContainerPaths, environ: Mapping[str, str]) -> lis
 
 
 def _hide_password(url: str) -> str:
-    return re.sub(r"//([^/@:]*):[^/@]*@", r"//\1:***@", url)
+    """``url`` with the password of its user info replaced by ``***`` (a user info without a
+    password, often an API key, is replaced whole). The user info ends at the last ``@`` and
+    the scheme is optional, as curl reads a proxy variable, so a password holding ``@`` or
+    ``/``, or a value without ``scheme://``, shows nothing of the secret."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        scheme, rest = "", url
+    userinfo, at, host = rest.rpartition("@")
+    if not at:
+        return url
+    user, colon, _ = userinfo.partition(":")
+    shown = f"{user}:***" if colon else "***"
+    return f"{scheme}{sep}{shown}@{host}"
 
 
 def proxies(environ: Mapping[str, str]) -> dict[str, str]:
