@@ -260,12 +260,25 @@ def _parse_file(path: str) -> configparser.RawConfigParser | None:
     try:
         read = parser.read(path, encoding="utf-8")
     except configparser.Error as exc:
+        if isinstance(exc, configparser.MissingSectionHeaderError) and _starts_with_bom(path):
+            # botocore refuses such a file too; say what is wrong with line 1
+            raise IMDSConfigError(
+                f"malformed AWS config file {path}: line 1: it starts with a UTF-8 byte order "
+                "mark (as some Windows editors save); save it as UTF-8 without one") from None
         raise IMDSConfigError(f"malformed AWS config file {path}: {_one_line(exc)}") from None
     except UnicodeDecodeError:
         raise IMDSConfigError(f"malformed AWS config file {path}: not UTF-8 text") from None
     except OSError as exc:
         raise IMDSConfigError(f"cannot read AWS config file {path}: {exc.strerror}") from None
     return parser if read else None
+
+
+def _starts_with_bom(path: str) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(3) == b"\xef\xbb\xbf"
+    except OSError:
+        return False
 
 
 def _one_line(exc: configparser.Error) -> str:
