@@ -444,6 +444,8 @@ def _status_error(ans: Answer, path: str) -> IMDSError:
     if ans.status == 401:
         return IMDSHTTPError("the token was refused (401) again after a fresh token PUT",
                              path=path, status=401)
-    what = "server error" if ans.status >= 500 else "unexpected status"
-    return IMDSHTTPError(f"{what} ({ans.status}) after retries" if ans.status >= 500
-                         else f"{what} {ans.status}", path=path, status=ans.status)
+    if ans.status in retry.RETRY_STATUSES:
+        what = "server error" if ans.status >= 500 else "request timeout"
+        return IMDSHTTPError(f"{what} ({ans.status}) after retries", path=path,
+                             status=ans.status)
+    return IMDSHTTPError(f"unexpected status {ans.status}", path=path, status=ans.status)
