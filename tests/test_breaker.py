@@ -1,0 +1,112 @@
+"""Hostile input found by trying to break the client, the CLI and their files: each test is a
+case that once went wrong (a file written after a whole crawl into a directory, credentials in a
+world-readable file, a proxy password in doctor's report, a misleading config-file error, a
+status message that claimed retries)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import stat
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+from hostile_servers import TOKEN_PATH, http_server, token_answer
+
+from aioimds import IMDSClient, IMDSConfig, IMDSConfigError, IMDSHTTPError
+from aioimds.cli import main
+from aioimds.cli.environment import proxies
+from aioimds.cli.output import umask
+from aioimds.emulator import Emulator, default_snapshot
+
+CREDS = "/latest/meta-data/iam/security-credentials/aioimds-demo-role"
+
+
+async def cli(capsysbinary: pytest.CaptureFixture[bytes], *argv: str) -> tuple[int, bytes, str]:
+    """``main(argv)`` in a thread (it runs its own event loop), the emulator on the test's."""
+    rc = await asyncio.to_thread(main, list(argv))
+    out, err = capsysbinary.readouterr()
+    return rc, out, err.decode()
+
+
+async def test_dump_into_a_directory_fails_before_any_request(
+        capsysbinary: pytest.CaptureFixture[bytes], tmp_path: Path) -> None:
+    async with Emulator() as emu:
+        rc, out, err = await cli(capsysbinary, "--endpoint", emu.url, "dump", "-o",
+                                 str(tmp_path))
+        sent = emu.counters.total()
+    assert (rc, out, sent) == (2, b"", 0)
+    assert "is a directory" in err and str(tmp_path) in err
+    assert list(tmp_path.iterdir()) == []
+
+
+async def test_get_of_role_credentials_into_a_file_makes_it_0600(
+        capsysbinary: pytest.CaptureFixture[bytes], tmp_path: Path) -> None:
+    creds, region = tmp_path / "creds.json", tmp_path / "region"
+    async with Emulator() as emu:
+        rc1, _, _ = await cli(capsysbinary, "--endpoint", emu.url, "get",
+                              CREDS.removeprefix("/latest/"), "-o", str(creds))
+        rc2, _, _ = await cli(capsysbinary, "--endpoint", emu.url, "get",
+                              "meta-data/placement/region", "-o", str(region))
+    assert (rc1, rc2) == (0, 0)
+    assert creds.read_bytes() == default_snapshot()[CREDS].body  # as served, secrets kept
+    assert stat.S_IMODE(creds.stat().st_mode) == 0o600
+    assert stat.S_IMODE(region.stat().st_mode) == 0o666 & ~umask()
+    assert region.read_text() == "ap-northeast-1"
+
+
+@pytest.mark.parametrize(("value", "shown"), [
+    ("http://user:s3cret@proxy:3128", "http://user:***@proxy:3128"),
+    ("user:s3cret@proxy:3128", "user:***@proxy:3128"),  # curl takes it without a scheme
+    ("http://user:p@ss@s3cret@proxy:3128", "http://user:***@proxy:3128"),
+    ("http://user:pa/s3cret@proxy:3128", "http://user:***@proxy:3128"),
+    ("http://s3cret-api-key@proxy:3128", "http://***@proxy:3128"),
+    ("socks5h://u:s3cret@[::1]:1080", "socks5h://u:***@[::1]:1080"),
+    ("http://proxy:3128", "http://proxy:3128"),
+])
+def test_doctor_shows_no_part_of_a_proxy_password(value: str, shown: str) -> None:
+    assert proxies({"HTTPS_PROXY": value}) == {"HTTPS_PROXY": shown}
+
+
+async def test_doctor_report_never_holds_the_proxy_password(
+        capsysbinary: pytest.CaptureFixture[bytes], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HTTP_PROXY", "user:s3cret@proxy.example:3128")
+    monkeypatch.setenv("ALL_PROXY", "http://user:p@s3cret@proxy.example:3128")
+    async with Emulator() as emu:
+        rc, out, err = await cli(capsysbinary, "--endpoint", emu.url, "doctor", "-f", "json")
+    report = json.loads(out)
+    assert report["environment"]["proxies"] == {
+        "HTTP_PROXY": "user:***@proxy.example:3128",
+        "ALL_PROXY": "http://user:***@proxy.example:3128"}
+    assert "s3cret" not in out.decode() + err and rc == 1  # the proxy is a finding
+
+
+def test_a_config_file_starting_with_a_byte_order_mark_says_so(tmp_path: Path) -> None:
+    path = tmp_path / "config"
+    path.write_bytes(b"\xef\xbb\xbf[default]\nmetadata_service_timeout = 5\n")
+    with pytest.raises(IMDSConfigError) as info:
+        IMDSConfig.from_environment({"AWS_CONFIG_FILE": str(path)})
+    message = str(info.value)
+    assert f"{path}: line 1: it starts with a UTF-8 byte order mark" in message
+    assert "\n" not in message and "[section]" not in message
+
+
+@pytest.mark.parametrize(("status", "message"), [
+    (999, "unexpected status 999"),  # not retried, so not "after retries"
+    (408, "request timeout (408) after retries"),
+    (502, "server error (502) after retries"),
+])
+async def test_a_status_error_says_retries_only_when_there_were_some(
+        status: int, message: str) -> None:
+    async def handler(request: web.BaseRequest) -> web.StreamResponse:
+        if request.method == "PUT" and request.path == TOKEN_PATH:
+            return token_answer()
+        return web.Response(status=status)
+
+    async with http_server(handler) as served, IMDSClient(endpoint=served.url) as imds:
+        with pytest.raises(IMDSHTTPError) as info:
+            await imds.get("meta-data/ami-id")
+    gets = len(served.gets())
+    assert info.value.status == status and str(info.value).endswith(message)
+    assert gets == (1 if status == 999 else 3)
