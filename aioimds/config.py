@@ -119,7 +119,7 @@ class IMDSConfig:
             raise IMDSConfigError(
                 f"{self.endpoint_mode!r} is not a valid endpoint mode: use IPv4 or IPv6")
         object.__setattr__(self, "endpoint_mode", mode)
-        for name in ("disabled", "v1_disabled"):
+        for name in ("disabled", "v1_disabled", "cache"):
             if not isinstance(getattr(self, name), bool):
                 raise IMDSConfigError(
                     f"{name} must be True or False, not {getattr(self, name)!r}")
@@ -343,22 +343,37 @@ def _parse(name: str, raw: str, source: str) -> Any:
 
 def _check_endpoint(raw: str, source: str) -> str:
     """``raw`` without a trailing ``/`` when it is ``http(s)://host[:port]``; else raise
-    :class:`IMDSConfigError` naming ``source``."""
+    :class:`IMDSConfigError` naming ``source`` (and ``raw`` with any user info hidden: an
+    endpoint written with ``user:password@`` must not put the password in the message)."""
     from yarl import URL  # aiohttp's URL parser; imported here to keep config import-light
 
+    shown, userinfo = _hide_userinfo(raw)
     if "?" in raw or "#" in raw:
-        raise IMDSConfigError(f"{source} must be only scheme, host and port, not {raw!r}")
+        raise IMDSConfigError(f"{source} must be only scheme, host and port, not {shown!r}")
     try:
         url = URL(raw)
         port = url.port
     except (ValueError, TypeError) as exc:
-        raise IMDSConfigError(f"{source} is not a valid URL ({exc}): {raw!r}") from None
+        why = str(exc).replace(userinfo, "***") if userinfo else str(exc)
+        raise IMDSConfigError(f"{source} is not a valid URL ({why}): {shown!r}") from None
     if url.scheme not in ("http", "https") or not url.host:
-        raise IMDSConfigError(f"{source} must be an http:// URL with a host, not {raw!r}")
-    if url.path not in ("", "/") or url.query_string or url.fragment or url.user:
+        raise IMDSConfigError(f"{source} must be an http:// URL with a host, not {shown!r}")
+    if url.path not in ("", "/") or url.query_string or url.fragment or userinfo:
         raise IMDSConfigError(
-            f"{source} must be only scheme, host and port (http://host:port), not {raw!r}; "
+            f"{source} must be only scheme, host and port (http://host:port), not {shown!r}; "
             "the client adds /latest/ itself")
     if port is None or not 0 < port < 65536:
-        raise IMDSConfigError(f"{source} has an invalid port: {raw!r}")
+        raise IMDSConfigError(f"{source} has an invalid port: {shown!r}")
     return raw.rstrip("/")
+
+
+def _hide_userinfo(raw: str) -> tuple[str, str]:
+    """(``raw`` with the user info before its last ``@`` replaced by ``***``, that user
+    info); ``(raw, "")`` when it has none."""
+    scheme, sep, rest = raw.partition("://")
+    if not sep:
+        scheme, rest = "", raw
+    userinfo, at, host = rest.rpartition("@")
+    if not at:
+        return raw, ""
+    return f"{scheme}{sep}***@{host}", userinfo
