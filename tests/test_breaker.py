@@ -110,3 +110,27 @@ async def test_a_status_error_says_retries_only_when_there_were_some(
     gets = len(served.gets())
     assert info.value.status == status and str(info.value).endswith(message)
     assert gets == (1 if status == 999 else 3)
+
+
+@pytest.mark.parametrize("value", ["false", 0, 1, None, "no"])
+def test_cache_must_be_a_bool_as_the_other_switches(value: object) -> None:
+    with pytest.raises(IMDSConfigError, match="cache must be True or False"):
+        IMDSConfig(cache=value)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("endpoint", [
+    "http://user:s3cret@127.0.0.1:8080",
+    "http://user:s3/cret@127.0.0.1:8080",  # a / in the password: yarl cannot parse it
+    "http://user:s3cret@127.0.0.1:99999",
+    "http://s3cret@127.0.0.1:8080",
+    "http://user:s3cret@127.0.0.1:8080/latest/",
+])
+def test_an_endpoint_with_a_password_is_refused_without_showing_it(endpoint: str) -> None:
+    with pytest.raises(IMDSConfigError) as info:
+        IMDSConfig(endpoint=endpoint)
+    assert "s3" not in str(info.value) and "***@127.0.0.1" in str(info.value)
+    with pytest.raises(IMDSConfigError) as from_env:
+        IMDSConfig.from_environment({"AWS_EC2_METADATA_SERVICE_ENDPOINT": endpoint},
+                                    config_file=False)
+    assert "s3" not in str(from_env.value)
+    assert "AWS_EC2_METADATA_SERVICE_ENDPOINT" in str(from_env.value)
