@@ -199,8 +199,14 @@ class Snapshot(Mapping[str, Record]):
         try:
             obj = json.loads(text)
         except ValueError as exc:
-            raise SnapshotFormatError(f"not JSON: {exc}") from exc
-        return cls.from_json(obj)
+            reason = str(exc)
+        except RecursionError:
+            reason = "nested too deeply"
+        else:
+            return cls.from_json(obj)
+        # Raised outside the except clause: a JSONDecodeError keeps the whole text (credentials
+        # included) in its ``doc``, so it is neither the cause nor the context.
+        raise SnapshotFormatError(f"not JSON: {reason}")
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Snapshot:
