@@ -14,7 +14,8 @@ import pytest
 from aiohttp import web
 from hostile_servers import TOKEN_PATH, http_server, token_answer
 
-from aioimds import IMDSClient, IMDSConfig, IMDSConfigError, IMDSHTTPError
+from aioimds import IMDSClient, IMDSConfig, IMDSConfigError, IMDSHTTPError, Snapshot
+from aioimds.snapshot import SnapshotFormatError
 from aioimds.cli import main
 from aioimds.cli.environment import proxies
 from aioimds.cli.output import umask
@@ -134,3 +135,27 @@ def test_an_endpoint_with_a_password_is_refused_without_showing_it(endpoint: str
                                     config_file=False)
     assert "s3" not in str(from_env.value)
     assert "AWS_EC2_METADATA_SERVICE_ENDPOINT" in str(from_env.value)
+
+
+def test_a_deeply_nested_snapshot_file_is_a_format_error(tmp_path: Path) -> None:
+    deep = tmp_path / "deep.json"
+    deep.write_bytes(b"[" * 100_000 + b"]" * 100_000)
+    with pytest.raises(SnapshotFormatError, match="not JSON: nested too deeply"):
+        Snapshot.load(deep)
+
+
+def test_a_snapshot_that_is_not_json_keeps_its_text_out_of_the_error() -> None:
+    text = '{"format": "imds-snapshot/1", "responses": {"SecretAccessKey": "s3cret"}} x'
+    with pytest.raises(SnapshotFormatError) as info:
+        Snapshot.loads(text)
+    err = info.value
+    assert str(err).startswith("not JSON: Extra data")
+    assert err.__cause__ is None and err.__context__ is None  # no JSONDecodeError.doc
+
+
+async def test_cli_diff_of_a_deeply_nested_file_exits_2_without_a_traceback(
+        capsysbinary: pytest.CaptureFixture[bytes], tmp_path: Path) -> None:
+    deep = tmp_path / "deep.json"
+    deep.write_bytes(b"[" * 100_000 + b"]" * 100_000)
+    rc, _, err = await cli(capsysbinary, "diff", str(deep), str(deep))
+    assert rc == 2 and "nested too deeply" in err and "Traceback" not in err
