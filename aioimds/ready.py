@@ -66,11 +66,18 @@ async def wait_until_ready(imds: IMDSClient, timeout: float, *, path: str = READ
                            f"{summary}", path=f"/latest/{path}")
 
 
+_MESSAGE_WIDTH = 80
+"""Characters of a poll's error message kept in the summary."""
+
+
 def _what(exc: IMDSError) -> str:
     """A short, safe description of one poll's failure (never raises)."""
     try:
         if exc.status is not None:
             return f"status {exc.status}"
-        return type(exc).__name__ + (f" ({exc.message[:80]})" if exc.message else "")
+        message = exc.message
+        if len(message) > _MESSAGE_WIDTH:  # cut marked, so a cut-off "(..." reads as one
+            message = message[:_MESSAGE_WIDTH - 1].rstrip() + "\u2026"
+        return type(exc).__name__ + (f" ({message})" if message else "")
     except Exception:  # a message that cannot be formatted must not hide the wait's result
         return type(exc).__name__
