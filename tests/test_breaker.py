@@ -14,7 +14,16 @@ import pytest
 from aiohttp import web
 from hostile_servers import TOKEN_PATH, http_server, token_answer
 
-from aioimds import IMDSClient, IMDSConfig, IMDSConfigError, IMDSHTTPError, Snapshot
+from aioimds import (
+    IMDSClient,
+    IMDSConfig,
+    IMDSConfigError,
+    IMDSHTTPError,
+    IMDSTimeoutError,
+    IMDSUnreachableError,
+    Snapshot,
+)
+from aioimds.ready import _what
 from aioimds.snapshot import SnapshotFormatError
 from aioimds.cli import main
 from aioimds.cli.environment import proxies
@@ -159,3 +168,13 @@ async def test_cli_diff_of_a_deeply_nested_file_exits_2_without_a_traceback(
     deep.write_bytes(b"[" * 100_000 + b"]" * 100_000)
     rc, _, err = await cli(capsysbinary, "diff", str(deep), str(deep))
     assert rc == 2 and "nested too deeply" in err and "Traceback" not in err
+
+
+def test_a_long_poll_error_is_cut_with_a_mark_in_the_wait_summary() -> None:
+    long = IMDSUnreachableError("no answer from http://127.0.0.1:1; not on EC2? use "
+                                "--emulator or --endpoint (the last attempt: refused)")
+    short = IMDSTimeoutError("no complete answer within 1 s")
+    assert _what(short) == "IMDSTimeoutError (no complete answer within 1 s)"
+    described = _what(long)
+    assert described.endswith("\u2026)") and len(described) <= len("IMDSUnreachableError ()") + 80
+    assert long.message.startswith(described.removeprefix("IMDSUnreachableError (")[:-2])
