@@ -19,7 +19,7 @@ from ..stats import CrawlProgress, RequestStats
 from .log import log, progress_line
 from .output import Output
 from .settings import Settings
-from .tree import DEFAULT_WIDTH, tree_lines
+from .tree import DEFAULT_WIDTH, escape, tree_lines
 
 __all__ = ["BinaryOnTerminal", "NotAListing", "check_listing", "log_token_use", "run_dump",
            "run_get", "run_ls"]
@@ -75,8 +75,11 @@ async def run_get(args: argparse.Namespace, imds: IMDSClient, stdout: BinaryIO) 
 
 
 async def run_ls(args: argparse.Namespace, imds: IMDSClient, stdout: BinaryIO) -> int:
-    """``ls [PATH]``: one entry a line, as served."""
+    """``ls [PATH]``: one entry a line, as served; on a terminal, characters that are not
+    printable are shown escaped (an entry must not drive the terminal)."""
     entries = await imds.list(args.path)
+    if stdout.isatty():
+        entries = [escape(e) for e in entries]
     Output(None, stdout=stdout).write("".join(e + "\n" for e in entries).encode())
     return 0
 

@@ -28,14 +28,16 @@ from ..errors import IMDSResponseError
 from ..paths import ROOT, child_path, is_listing, parse_listing
 from ..snapshot import Record, Snapshot
 
-__all__ = ["DEFAULT_WIDTH", "one_line", "tree_lines"]
+__all__ = ["DEFAULT_WIDTH", "escape", "one_line", "tree_lines"]
 
 DEFAULT_WIDTH = 120
 """Characters per line when the output is not a terminal."""
 _ELLIPSIS = "..."
 
 
-def _escape(text: str) -> str:
+def escape(text: str) -> str:
+    """``text`` with every character that is not printable (control characters, escape
+    sequences a hostile endpoint could send to a terminal) written as its Python escape."""
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
@@ -55,7 +57,7 @@ def one_line(record: Record, width: int) -> str:
     lines = text.splitlines() or [text]
     if len(lines) > 1:
         suffix = f" (+{len(lines) - 1} lines)"
-    value = _escape(lines[0])
+    value = escape(lines[0])
     if len(value) + len(suffix) > width:
         value = value[:max(1, width - len(suffix) - len(_ELLIPSIS))] + _ELLIPSIS
     return value + suffix
