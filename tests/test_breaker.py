@@ -8,7 +8,10 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import pty
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -29,7 +32,7 @@ from aioimds.cli.environment import proxies
 from aioimds.cli.output import umask
 from aioimds.emulator import Emulator, default_snapshot
 from aioimds.ready import _what
-from aioimds.snapshot import SnapshotFormatError
+from aioimds.snapshot import Record, SnapshotFormatError
 
 CREDS = "/latest/meta-data/iam/security-credentials/aioimds-demo-role"
 
@@ -179,3 +182,38 @@ def test_a_long_poll_error_is_cut_with_a_mark_in_the_wait_summary() -> None:
     described = _what(long)
     assert described.endswith("\u2026)") and len(described) <= len("IMDSUnreachableError ()") + 80
     assert long.message.startswith(described.removeprefix("IMDSUnreachableError (")[:-2])
+
+
+def _ls_on_a_terminal(url: str) -> tuple[int, bytes]:
+    """``aioimds --endpoint URL ls meta-data/`` with a pseudo-terminal as stdout."""
+    leader, follower = pty.openpty()
+    env = {**os.environ, "AWS_CONFIG_FILE": os.devnull}
+    with subprocess.Popen([sys.executable, "-m", "aioimds", "--endpoint", url, "ls",
+                           "meta-data/"], stdout=follower, stderr=subprocess.DEVNULL,
+                          env=env) as proc:
+        os.close(follower)
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        rc = proc.wait(timeout=60)
+    os.close(leader)
+    return rc, b"".join(chunks)
+
+
+def test_ls_on_a_terminal_escapes_what_would_drive_the_terminal() -> None:
+    hostile = b"ami-id\n\x1b]0;PWNED\x07\x1b[2Jevil\n\xc2\x9bcsi\n"
+    with Emulator().in_thread() as emu:
+        emu.set_response("/latest/meta-data/", Record(hostile))
+        rc, shown = _ls_on_a_terminal(emu.url)
+        piped = subprocess.run([sys.executable, "-m", "aioimds", "--endpoint", emu.url, "ls",
+                                "meta-data/"], capture_output=True, timeout=60, check=False,
+                               env={**os.environ, "AWS_CONFIG_FILE": os.devnull})
+    assert rc == 0 and b"\x1b" not in shown and b"\x07" not in shown and b"\xc2\x9b" not in shown
+    assert shown == b"ami-id\r\n\\x1b]0;PWNED\\x07\\x1b[2Jevil\r\n\\x9bcsi\r\n"
+    assert piped.returncode == 0 and piped.stdout == hostile  # a pipe gets it as served
