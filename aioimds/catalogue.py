@@ -17,25 +17,41 @@ __all__ = [
     "AMI_LAUNCH_INDEX",
     "AVAILABILITY_ZONE",
     "AVAILABILITY_ZONE_ID",
+    "BASIC_LEAVES",
+    "BLOCK_DEVICE_MAPPING",
     "CREDENTIALS",
     "CREDENTIALS_EXTENDED",
     "DYNAMIC",
+    "EC2_IDENTITY",
+    "ELASTIC_GPUS",
+    "ELASTIC_INFERENCE",
+    "EVENTS",
+    "FWS",
+    "IAM",
     "IAM_INFO",
+    "IDENTITY_CREDENTIALS",
     "IDENTITY_DOCUMENT",
     "IDENTITY_SIGNATURE",
     "INSTANCE_ID",
+    "INSTANCE_IDENTITY",
     "INSTANCE_TYPE",
+    "INTERFACES",
+    "INTERFACE_LEAVES",
     "LIFECYCLE_STATE",
     "LOCAL_IPV4",
+    "MAC",
     "MAC_INTERFACES",
+    "MAINTENANCE",
     "MAINTENANCE_HISTORY",
     "MAINTENANCE_SCHEDULED",
     "META_DATA",
+    "NETWORK",
     "PLACEMENT",
     "PUBLIC_IPV4",
     "PUBLIC_KEYS",
     "REBALANCE",
     "REGION",
+    "SERVICES",
     "SPOT",
     "SPOT_ACTION",
     "SPOT_TERMINATION_TIME",
@@ -61,6 +77,42 @@ AMI_LAUNCH_INDEX = META_DATA + "ami-launch-index"
 LOCAL_IPV4 = META_DATA + "local-ipv4"
 PUBLIC_IPV4 = META_DATA + "public-ipv4"
 """Absent (404) on an instance without a public IPv4 address."""
+
+MAC = META_DATA + "mac"
+"""The MAC address of the primary interface (``0e:49:61:0f:c3:11``): it names that interface's
+listing under :data:`MAC_INTERFACES`."""
+NETWORK = META_DATA + "network/"
+INTERFACES = NETWORK + "interfaces/"
+SERVICES = META_DATA + "services/"
+BLOCK_DEVICE_MAPPING = META_DATA + "block-device-mapping/"
+IAM = META_DATA + "iam/"
+EVENTS = META_DATA + "events/"
+MAINTENANCE = EVENTS + "maintenance/"
+IDENTITY_CREDENTIALS = META_DATA + "identity-credentials/"
+EC2_IDENTITY = IDENTITY_CREDENTIALS + "ec2/"
+"""Lists ``info`` and ``security-credentials/`` (which lists ``ec2-instance``, the instance
+identity role's credentials)."""
+ELASTIC_INFERENCE = META_DATA + "elastic-inference/"
+ELASTIC_GPUS = META_DATA + "elastic-gpus/"
+"""Like :data:`ELASTIC_INFERENCE`, lists ``associations/``, which lists the accelerator ids."""
+INSTANCE_IDENTITY = DYNAMIC + "instance-identity/"
+FWS = DYNAMIC + "fws/"
+"""Lists ``instance-monitoring``."""
+
+BASIC_LEAVES = tuple(META_DATA + name for name in (
+    "ami-id", "ami-launch-index", "ami-manifest-path", "hostname", "instance-action",
+    "instance-id", "instance-type", "local-hostname", "local-ipv4", "reservation-id",
+    "security-groups", "placement/availability-zone", "services/domain", "services/partition",
+    "block-device-mapping/ami", "block-device-mapping/root", "profile", "public-hostname",
+    "public-ipv4"))
+"""Leaves listed on almost every instance: the categories of the 2007-2008 API versions (the
+public names only with a public IPv4 address; ``profile`` on all but some test trees)."""
+INTERFACE_LEAVES = (
+    "device-number", "interface-id", "local-hostname", "local-ipv4s", "mac", "owner-id",
+    "security-group-ids", "security-groups", "subnet-id", "subnet-ipv4-cidr-block", "vpc-id",
+    "vpc-ipv4-cidr-block", "vpc-ipv4-cidr-blocks")
+"""Leaves every VPC interface lists under ``MAC_INTERFACES + mac + "/"``; with a public IPv4
+address it also lists ``public-hostname``, ``public-ipv4s`` and ``ipv4-associations/``."""
 
 PLACEMENT = META_DATA + "placement/"
 REGION = PLACEMENT + "region"

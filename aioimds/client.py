@@ -338,17 +338,20 @@ class IMDSClient(MetadataViews):
     async def dump(self, path: str = ..., *, concurrency: int = ...,
                    partial: Literal[False] = ..., attempts: int | None = ...,
                    progress: CrawlProgress | None = ...,
-                   deadline: float | None = ...) -> Snapshot: ...
+                   deadline: float | None = ...,
+                   speculate: bool = ...) -> Snapshot: ...
 
     @overload
     async def dump(self, path: str = ..., *, concurrency: int = ..., partial: Literal[True],
                    attempts: int | None = ..., progress: CrawlProgress | None = ...,
-                   deadline: float | None = ...) -> CrawlResult: ...
+                   deadline: float | None = ...,
+                   speculate: bool = ...) -> CrawlResult: ...
 
     async def dump(self, path: str = "", *, concurrency: int = DEFAULT_CONCURRENCY,
                    partial: bool = False, attempts: int | None = None,
                    progress: CrawlProgress | None = None,
-                   deadline: float | None = None) -> Snapshot | CrawlResult:
+                   deadline: float | None = None,
+                   speculate: bool = True) -> Snapshot | CrawlResult:
         """Crawl all of ``/latest/`` (meta-data, dynamic data, user-data) into a Snapshot.
 
         Args:
@@ -365,6 +368,11 @@ class IMDSClient(MetadataViews):
             progress: updated in place as the crawl goes (for progress lines).
             deadline: seconds the whole dump may take; default
                 :data:`~aioimds.budget.DUMP_DEADLINE` (300).
+            speculate: also ask for documented paths before the listings that name them
+                (:mod:`aioimds.speculate`; a dump of all of ``/latest/`` only), within
+                ``concurrency``, with one attempt each (retried once by the crawl), and not
+                while the service throttles. The snapshot is the same either way;
+                ``speculate=False`` sends only listed paths.
 
         Raises: :class:`~aioimds.IMDSCrawlError` naming every failed path (not with
         ``partial=True``); a listed entry answering 404 is recorded, not a failure, while a
@@ -381,7 +389,16 @@ class IMDSClient(MetadataViews):
                         until=clock.now() + seconds, stall=Stall(cfg.timeout))
         # A partial, not a closure: one coroutine frame less on every request of the crawl.
         fetch = functools.partial(self._fetch, budget=budget)
-        result = await crawl(fetch, concurrency=concurrency, root=root, progress=progress)
+        # A guess: one attempt, no time-based retry, outside the dump's stall detection.
+        guess = functools.partial(self._fetch, budget=Budget(1, cfg.deadline_for(1), budget.limit))
+        limit = budget.limit
+        result = await crawl(fetch, concurrency=concurrency, root=root, progress=progress,
+                             guess=guess if speculate else None,
+                             allowed=lambda: not (limit is not None and limit.throttling))
+        guessed = result.speculation
+        if guessed.sent:
+            _log.debug("dump: %d guesses sent, %d kept, %d wasted", guessed.sent, guessed.kept,
+                       guessed.wasted)
         if partial:
             return result
         result.raise_for_failures()

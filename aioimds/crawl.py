@@ -17,6 +17,10 @@ character) is skipped with a warning (logger ``aioimds``) and collected in
 entry, and its siblings are crawled. The dump stays complete, since the service answered
 everything that was asked; a skipped entry is not requested at all. A root listing answering
 404 is a failure (:func:`not_an_imds`): the endpoint is not an IMDS.
+
+With speculation, idle workers also send guesses (:mod:`aioimds.speculate`; guessed listings
+after listed ones, guessed leaves last), and a listed path whose guess has answered is taken
+from the guess instead of being asked again; guesses never count as failures.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from .errors import (
 )
 from .paths import ROOT, child_path, is_listing, parse_listing
 from .snapshot import Record, Snapshot
+from .speculate import Speculation, SpeculationStats
 from .stats import CrawlProgress
 
 __all__ = ["DEFAULT_CONCURRENCY", "MAX_DEPTH", "MAX_PATHS", "STALL_FAILURES", "CrawlResult",
@@ -73,11 +78,13 @@ class CrawlResult:
             ``failures`` name every failed path with its message (DESIGN.md section 3).
         failures: request path -> error, for every path that failed (empty when complete).
         skipped: listing path -> the entries of it that name no child and were not followed.
+        speculation: guesses sent and kept (all zero without speculation).
     """
 
     snapshot: Snapshot
     failures: dict[str, IMDSError] = field(default_factory=dict)
     skipped: dict[str, list[str]] = field(default_factory=dict)
+    speculation: SpeculationStats = field(default_factory=SpeculationStats)
 
     @property
     def complete(self) -> bool:
@@ -97,10 +104,16 @@ def not_an_imds() -> IMDSResponseError:
         "the endpoint", path=ROOT, status=404)
 
 
-async def crawl(fetch: Fetch, *, concurrency: int = DEFAULT_CONCURRENCY,
-                root: str = ROOT, progress: CrawlProgress | None = None) -> CrawlResult:
+async def crawl(fetch: Fetch, *, concurrency: int = DEFAULT_CONCURRENCY, root: str = ROOT,
+                progress: CrawlProgress | None = None, guess: Fetch | None = None,
+                allowed: Callable[[], bool] = lambda: True) -> CrawlResult:
     """Walk the tree below the listing ``root`` with ``concurrency`` workers; ``progress``,
-    when given, is kept up to date (paths done and queued).
+    when given, is kept up to date (listed paths done and queued).
+
+    ``guess``: the fetch for one attempt at a speculative request, which turns on speculation
+    (:mod:`aioimds.speculate`, for ``root`` ``/latest/``); ``allowed()`` says whether to guess
+    now (false while the service throttles). Speculation changes what is asked and when, never
+    what is recorded.
 
     Returns: a :class:`CrawlResult`; it raises nothing for failures of the service, which are
     collected in ``failures``. Cancelling the crawl cancels every worker.
@@ -116,8 +129,11 @@ async def crawl(fetch: Fetch, *, concurrency: int = DEFAULT_CONCURRENCY,
     leaves: deque[tuple[str, int]] = deque()
     parked: list[asyncio.Future[None]] = []
     seen = {root}
+    spec = None if guess is None else Speculation(guess, seen, allowed=allowed, root=root)
     busy = 0  # paths taken or waiting to be asked again: the walk is over when none is and
     # none is queued
+    guessing = 0  # of which guesses (the walk does not wait for those no listing names)
+    over = asyncio.get_running_loop().create_future()
     silent = 0  # requests in a row that ended with no answer
     stalled: IMDSError | None = None  # why the crawl stopped asking, once it has
     not_found: dict[str, tuple[int, float]] = {}  # listed path -> (404 retries, first 404 at)
@@ -131,6 +147,8 @@ async def crawl(fetch: Fetch, *, concurrency: int = DEFAULT_CONCURRENCY,
     def abandon(reason: IMDSError) -> None:
         nonlocal stalled
         stalled = reason
+        if spec is not None:
+            spec.stop()
         for queue in (listings, leaves):
             while queue:
                 unasked(queue.popleft()[0], reason)
@@ -157,7 +175,7 @@ async def crawl(fetch: Fetch, *, concurrency: int = DEFAULT_CONCURRENCY,
             wake(1)
         else:
             unasked(path, stalled)
-            if not busy and not listings and not leaves:
+            if not listed_work():
                 wake(len(parked))
 
     def wake(count: int) -> None:
@@ -167,79 +185,141 @@ async def crawl(fetch: Fetch, *, concurrency: int = DEFAULT_CONCURRENCY,
                 fut.set_result(None)
                 count -= 1
 
-    def visit_listing(path: str, record: Record, depth: int) -> None:
-        entries = parse_listing(record.body, path)
-        bad: list[str] = []
-        added = 0
+    def keep(path: str, record: Record, depth: int) -> int:
+        """Record an answer to a listed path (a listed 404 is first asked again later); follow
+        a listing. Returns paths queued."""
+        if record.status == 404 and path != root and retry_later(path, depth):
+            return 0
+        records[path] = record
+        if progress is not None:
+            progress.done += 1
+        if record.status != 200:
+            return 0
+        if not is_listing(path):
+            return spec.learn(path, record) if spec is not None else 0
+        added, error = visit_listing(path, record, depth)
+        if error is not None:
+            records.pop(path, None)
+            failures[path] = error
+        return added
+
+    def visit_listing(path: str, record: Record, depth: int) -> tuple[int, IMDSError | None]:
         try:
-            for entry in entries:
-                try:
-                    child = child_path(path, entry)
-                except IMDSResponseError:
-                    bad.append(entry)
-                    continue
-                if child in seen:
-                    continue
-                if depth >= MAX_DEPTH or len(seen) >= MAX_PATHS:
-                    raise IMDSResponseError(
-                        f"tree deeper than {MAX_DEPTH} levels or larger than {MAX_PATHS} "
-                        "paths; the endpoint does not look like IMDS", path=path)
-                seen.add(child)
+            entries = parse_listing(record.body, path)
+        except IMDSError as exc:
+            return 0, exc
+        bad: list[str] = []
+        named: list[str] = []
+        added = 0
+        for entry in entries:
+            try:
+                child = child_path(path, entry)
+            except IMDSResponseError:
+                bad.append(entry)
+                continue
+            named.append(child)
+            if child in seen:
+                continue
+            if depth >= MAX_DEPTH or len(seen) >= MAX_PATHS:
+                return added, IMDSResponseError(
+                    f"tree deeper than {MAX_DEPTH} levels or larger than {MAX_PATHS} "
+                    "paths; the endpoint does not look like IMDS", path=path)
+            seen.add(child)
+            got = None if spec is None else spec.claim(child, depth + 1)
+            if isinstance(got, Record):  # a guess answered it already
+                added += keep(child, got, depth + 1)
+            elif got is None:  # else a guess in flight will answer it
                 (listings if is_listing(child) else leaves).append((child, depth + 1))
                 added += 1
-        finally:
-            wake(added - 1)  # the worker that ran this listing takes one of them itself
+        if spec is not None:
+            added += spec.listed(path, named)
         if bad:
             skipped[path] = bad
             _log.warning("%s: skipped listing entries that name no child: %r", path, bad)
+        return added, None
+
+    def listed_work() -> bool:
+        """Whether a listed path is queued or in flight (a listed guess in flight included)."""
+        return bool(listings or leaves or busy > guessing or (spec and spec.awaited))
+
+    def next_guess(leaf: bool) -> str | None:
+        # A guess is worth sending only while listed work is queued or in flight.
+        return spec.take(leaf=leaf) if spec is not None and listed_work() else None
+
+    async def run_guess(path: str) -> None:
+        assert spec is not None
+        record = await spec.send(path)
+        depth, added = spec.landed(path, record)
+        if depth is not None:  # listed while in flight
+            if record is None:
+                (listings if is_listing(path) else leaves).append((path, depth))
+                added += 1
+            else:
+                added += keep(path, record, depth)
+        wake(added)
 
     async def worker() -> None:
-        nonlocal busy, silent
+        nonlocal busy, guessing, silent
         loop = asyncio.get_running_loop()
         while True:
-            if listings:
+            guessed = None
+            if listings:  # listed listings, guessed ones, listed leaves, guessed ones
                 path, depth = listings.popleft()
+            elif (guessed := next_guess(False)) is not None:
+                pass
             elif leaves:
                 path, depth = leaves.popleft()
-            elif busy:
+            elif (guessed := next_guess(True)) is not None:
+                pass
+            elif listed_work():
                 fut = loop.create_future()
                 parked.append(fut)
                 await fut
                 continue
-            else:
-                wake(len(parked))  # the walk is over: let every parked worker see it
+            else:  # the walk is over; guesses still in flight are cancelled
+                if not over.done():
+                    over.set_result(None)
+                wake(len(parked))  # let every parked worker see it
                 return
             busy += 1
-            waits = False  # asked again later: not done yet
             try:
+                if guessed is not None:
+                    guessing += 1
+                    try:
+                        await run_guess(guessed)
+                    finally:
+                        guessing -= 1
+                    continue
                 record = await fetch(path)
                 silent = 0
                 if path == ROOT and record.status == 404:
                     raise not_an_imds()
-                if record.status == 404 and path != root and retry_later(path, depth):
-                    waits = True
-                    continue
-                records[path] = record
-                if record.status == 200 and is_listing(path):
-                    visit_listing(path, record, depth)
+                wake(keep(path, record, depth) - 1)  # this worker takes one of them itself
             except IMDSError as exc:
                 records.pop(path, None)
                 failures[path] = exc
+                if progress is not None:
+                    progress.done += 1
                 if isinstance(exc, (IMDSConnectionError, IMDSTimeoutError)):
                     silent += 1
                     if silent >= STALL_FAILURES:
                         abandon(exc)
             finally:
                 busy -= 1
-                if progress is not None and not waits:
-                    progress.done += 1
+                if progress is not None:
                     progress.queued = len(listings) + len(leaves)
-                if not busy and not listings and not leaves:
+                if not listed_work():
                     wake(len(parked))
 
+    if spec is not None:
+        spec.start()
     workers = [asyncio.ensure_future(worker()) for _ in range(concurrency)]
+    everyone = asyncio.gather(*workers)
+    everyone.add_done_callback(lambda f: f.cancelled() or f.exception())  # retrieved below
     try:
-        await asyncio.gather(*workers)
+        await asyncio.wait((over, everyone), return_when=asyncio.FIRST_COMPLETED)
+        if everyone.done():
+            everyone.result()  # a worker's unexpected error
     finally:
         for timer in timers:
             timer.cancel()
@@ -247,4 +327,5 @@ async def crawl(fetch: Fetch, *, concurrency: int = DEFAULT_CONCURRENCY,
             task.cancel()
         await asyncio.gather(*workers, return_exceptions=True)
     snapshot = Snapshot(records, failures={p: e.message for p, e in failures.items()})
-    return CrawlResult(snapshot, failures, skipped)
+    stats = spec.stats if spec is not None else SpeculationStats()
+    return CrawlResult(snapshot, failures, skipped, stats)

@@ -68,6 +68,12 @@ class AdaptiveLimit:
         return (f"AdaptiveLimit(limit={self.limit:.1f}, maximum={self.maximum}, "
                 f"in_flight={self.in_flight}, rate={rate})")
 
+    @property
+    def throttling(self) -> bool:
+        """Whether requests are being paced because the service throttled (a 429 was met and
+        not yet forgotten): speculation waits while it is true."""
+        return self.rate is not None
+
     def try_acquire(self) -> int | None:
         """A ticket at once when a slot is free and requests are not paced, else ``None``
         (then await :meth:`acquire`): the common case of a crawl costs no coroutine."""

@@ -6,7 +6,8 @@ figures to ``bench/results/latest.json`` (``--json``).
 
 Scenarios: ``a`` dumps next to the baselines, ``b`` get() overhead, ``c`` token single-flight,
 ``d`` throttled dump, ``e`` scale and import time, ``f`` crawl concurrency sweep, ``g`` an async
-service's load (single flight and the typed cache). The exit status
+service's load (single flight and the typed cache), ``h`` the dump with speculation against
+``speculate=False``. The exit status
 is 1 when a target is missed (a report, not a test: nothing in CI runs it).
 """
 
@@ -33,10 +34,11 @@ from .load import overhead, single_flight, throttled
 from .report import Row, format_table, write_json
 from .scale import imports, scale
 from .service import service
+from .speculation import SpecLine, format_speculation, speculation
 
 RESULTS = Path(__file__).parent / "results" / "latest.json"
 """Default JSON output (gitignored: the README's table is the record)."""
-SCENARIOS = "abcdefg"
+SCENARIOS = "abcdefgh"
 """Every scenario, in the order they run."""
 DEFAULT_REPEAT = 5
 """Runs per measurement; slow scenarios cap their own."""
@@ -81,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[Row] = []
     lines: list[DumpLine] = []
     swept: list[SweepLine] = []
+    guessed: list[SpecLine] = []
 
     async def run_a(s: Settings) -> list[Row]:
         found, detail = await dumps(s)
@@ -94,9 +97,14 @@ def main(argv: list[str] | None = None) -> int:
         swept.extend(await sweep(s))
         return []
 
+    async def run_h(s: Settings) -> list[Row]:
+        found, detail = await speculation(s)
+        guessed.extend(detail)
+        return found
+
     steps: dict[str, Callable[[Settings], Coroutine[Any, Any, list[Row]]]] = {
         "a": run_a, "b": overhead, "c": single_flight, "d": throttled, "e": run_e, "f": run_f,
-        "g": service}
+        "g": service, "h": run_h}
     meta = machine()
     started = time.monotonic()
     for key in chosen:
@@ -111,8 +119,11 @@ def main(argv: list[str] | None = None) -> int:
         print("\nScenario a, each tree at each latency (medians):\n\n" + format_dumps(lines))
     if swept:
         print("\nScenario f, dump ms by crawl concurrency (medians):\n\n" + format_sweep(swept))
-    write_json(rows, args.json, meta,
-               [line.to_json() for line in lines] + [line.to_json() for line in swept])
+    if guessed:
+        print("\nScenario h, dump with and without speculation (medians):\n\n"
+              + format_speculation(guessed))
+    write_json(rows, args.json, meta, [line.to_json() for line in lines]
+               + [line.to_json() for line in swept] + [line.to_json() for line in guessed])
     missed = [r for r in rows if r.met is False]
     return 1 if missed else 0
 

@@ -14,6 +14,7 @@ import contextlib
 import posixpath
 import time
 import tracemalloc
+from collections import Counter
 from urllib.parse import unquote
 
 import pytest
@@ -41,6 +42,7 @@ from aioimds import (
 )
 from aioimds.emulator import Emulator, default_snapshot
 from aioimds.retry import BACKOFF_BASE
+from aioimds.speculate import START
 
 LEAF = "/latest/meta-data/instance-id"
 GUARD = 10.0
@@ -66,10 +68,13 @@ async def test_a_redirect_is_never_followed_and_the_token_goes_nowhere_else(stat
         async with http_server(hostile) as server, IMDSClient(endpoint=server.url) as imds:
             with pytest.raises(IMDSResponseError, match="redirect") as info:
                 await imds.get("meta-data/instance-id")
-            result = await imds.dump(partial=True)
-        assert (info.value.path, info.value.status) == (LEAF, status)
-        assert list(result.failures) == ["/latest/"] and len(result.snapshot) == 0
-        assert server.gets() == [LEAF, "/latest/"]  # not retried either
+            result = await imds.dump(partial=True, speculate=False)
+            assert (info.value.path, info.value.status) == (LEAF, status)
+            assert list(result.failures) == ["/latest/"] and len(result.snapshot) == 0
+            assert server.gets() == [LEAF, "/latest/"]  # not retried either
+            guessed = await imds.dump(partial=True)  # guesses are redirected, not retried
+        assert list(guessed.failures) == ["/latest/"] and len(guessed.snapshot) == 0
+        assert Counter(server.gets()[2:]).most_common(1)[0][1] == 1
         assert elsewhere.seen == []
 
 
@@ -218,7 +223,12 @@ async def test_a_captive_portal_page_fails_the_dump_naming_the_path(
             await imds.list("meta-data/")
     assert list(info.value.failures) == ["/latest/"]
     assert len(info.value.partial) == 0  # type: ignore[arg-type]
-    assert set(server.gets()) <= {"/latest/", "/latest/meta-data/"}  # no garbage followed
+    # No garbage followed: only listed paths and the catalogue's first guesses are asked.
+    assert set(server.gets()) <= {"/latest/", "/latest/meta-data/", *FIRST_GUESSES}
+
+
+FIRST_GUESSES = {"/latest/" + rel for rel in START}
+"""What a dump asks for before any listing arrives (aioimds.speculate)."""
 
 
 def _tree(**listings: bytes) -> Snapshot:
@@ -255,7 +265,8 @@ async def test_duplicate_entries_are_fetched_once_and_the_dump_equals_the_tree()
     async with Emulator(tree) as emu, IMDSClient(endpoint=emu.url) as imds:
         assert await imds.dump() == tree
     gets = [t.path for t in emu.counters.trace if t.method == "GET"]
-    assert sorted(gets) == sorted(set(gets)) == sorted(tree)
+    assert sorted(gets) == sorted(set(gets))  # each path once, listed or guessed
+    assert set(tree) <= set(gets) <= set(tree) | FIRST_GUESSES
 
 
 # -- entries that would lead out of the listing ------------------------------------------------
