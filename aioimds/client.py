@@ -33,6 +33,7 @@ from .pacing import AdaptiveLimit
 from .paths import ROOT, parse_listing, request_path
 from .retry import NoAnswer, Outcome
 from .snapshot import Record, Snapshot
+from .speculate import GuessSlots
 from .stats import CrawlProgress, RequestStats
 from .token import HOP_LIMIT_ADVICE, TokenSession, token_from_answer
 from .transport import Answer, Transport, no_answer
@@ -385,16 +386,17 @@ class IMDSClient(MetadataViews):
         seconds = deadline if deadline is not None else DUMP_DEADLINE
         if not seconds > 0:
             raise ValueError(f"deadline must be positive seconds, not {deadline!r}")
-        budget = Budget(tries, cfg.deadline_for(tries), AdaptiveLimit(concurrency),
-                        until=clock.now() + seconds, stall=Stall(cfg.timeout))
+        limit = AdaptiveLimit(concurrency)
+        budget = Budget(tries, cfg.deadline_for(tries), limit, until=clock.now() + seconds,
+                        stall=Stall(cfg.timeout))
         # A partial, not a closure: one coroutine frame less on every request of the crawl.
         fetch = functools.partial(self._fetch, budget=budget)
-        # A guess: one attempt, no time-based retry, outside the dump's stall detection.
-        guess = functools.partial(self._fetch, budget=Budget(1, cfg.deadline_for(1), budget.limit))
-        limit = budget.limit
+        # A guess: one attempt, never a paced or awaited slot, outside stall detection.
+        slots = GuessSlots(limit)
+        guess = functools.partial(self._fetch, budget=Budget(1, cfg.deadline_for(1), slots))
         result = await crawl(fetch, concurrency=concurrency, root=root, progress=progress,
                              guess=guess if speculate else None,
-                             allowed=lambda: not (limit is not None and limit.throttling))
+                             allowed=lambda: not limit.throttling)
         guessed = result.speculation
         if guessed.sent:
             _log.debug("dump: %d guesses sent, %d kept, %d wasted", guessed.sent, guessed.kept,

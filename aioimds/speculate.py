@@ -18,9 +18,10 @@ when, the listing above it names the path (:meth:`Speculation.claim`), so a dump
 speculation equals one without it. A guess its listing does not name is dropped unsent when the
 listing came first, and discarded unrecorded when it came second (a wasted request). A failed
 guess is only a miss (retried once when no answer or a 5xx came): the path is fetched as usual
-once listed. Speculation stops while the
-service throttles (``allowed``), stops predicting a documented path once a listing shows it
-missing, and stops altogether after :data:`MAX_MISSES` guesses missed or failed.
+once listed. A guess never waits for a slot or a paced turn (:class:`GuessSlots`). Speculation
+stops while the service throttles (``allowed``), stops predicting a documented path once a
+listing shows it missing, and stops altogether after :data:`MAX_MISSES` guesses missed or
+failed.
 """
 
 from __future__ import annotations
@@ -32,11 +33,12 @@ from dataclasses import dataclass
 
 from . import catalogue as c
 from .errors import IMDSConnectionError, IMDSError, IMDSHTTPError, IMDSTimeoutError
+from .pacing import AdaptiveLimit
 from .paths import ROOT, child_path, is_listing, parse_listing
 from .snapshot import Record
 
 __all__ = ["AHEAD", "FLYING", "FOLLOW", "GUESS_ATTEMPTS", "MAX_GUESSES", "MAX_MISSES", "START",
-           "Speculation", "SpeculationStats"]
+           "GuessSlots", "Speculation", "SpeculationStats"]
 
 START = (
     c.META_DATA, c.NETWORK, c.INTERFACES, c.MAC_INTERFACES, c.MAC, c.PLACEMENT, c.SERVICES,
@@ -90,6 +92,40 @@ FLYING = object()
 hands its answer to the crawl (:meth:`Speculation.landed` returns the depth)."""
 
 Fetch = Callable[[str], Awaitable[Record]]
+
+
+class GuessSlots(AdaptiveLimit):
+    """A dump's limiter as its guesses use it: a guess takes a slot only when one is free at
+    once and requests are not paced (:meth:`AdaptiveLimit.try_acquire`). It never waits, so a
+    guess never takes a paced turn from a listed request: while the service throttles, or
+    while every slot is busy, it is not sent (:meth:`acquire` raises
+    :class:`~aioimds.IMDSError`) and the path is fetched as usual once listed.
+
+    Args:
+        shared: the dump's limiter; answers to guesses still count in it (a 429 paces all).
+    """
+
+    def __init__(self, shared: AdaptiveLimit) -> None:
+        super().__init__(shared.maximum)
+        self.shared = shared
+
+    @property
+    def throttling(self) -> bool:
+        """As the shared limiter."""
+        return self.shared.throttling
+
+    def try_acquire(self) -> int | None:
+        """A slot of the shared limiter at once, or ``None``."""
+        return self.shared.try_acquire()
+
+    async def acquire(self) -> int:
+        """Never waits: raises :class:`~aioimds.IMDSError` (the guess is not sent)."""
+        raise IMDSError("guess not sent: no free slot, or requests are paced")
+
+    def release(self, ticket: int, *, throttled: bool, status: int | None = None,
+                counted: bool = True) -> None:
+        """Give the slot back to the shared limiter."""
+        self.shared.release(ticket, throttled=throttled, status=status, counted=counted)
 
 
 @dataclass

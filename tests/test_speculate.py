@@ -190,3 +190,19 @@ async def test_the_guesses_are_logged_at_debug_level(caplog: pytest.LogCaptureFi
         await imds.dump()
     wasted = len(START) - 4
     assert f"dump: {len(START)} guesses sent, 4 kept, {wasted} wasted" in caplog.text
+
+
+async def test_a_guess_never_waits_for_a_slot_or_a_paced_turn() -> None:
+    from aioimds.errors import IMDSError
+    from aioimds.pacing import AdaptiveLimit
+    from aioimds.speculate import GuessSlots
+
+    shared = AdaptiveLimit(2)
+    slots = GuessSlots(shared)
+    first = slots.try_acquire()
+    assert first is not None and shared.in_flight == 1
+    slots.release(first, throttled=True, status=429)  # the service throttles: paced from now
+    assert slots.throttling and slots.try_acquire() is None
+    with pytest.raises(IMDSError, match="not sent"):
+        await slots.acquire()
+    assert shared.in_flight == 0
