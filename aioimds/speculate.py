@@ -38,7 +38,7 @@ from .paths import ROOT, child_path, is_listing, parse_listing
 from .snapshot import Record
 
 __all__ = ["AHEAD", "FLYING", "FOLLOW", "GUESS_ATTEMPTS", "MAX_GUESSES", "MAX_MISSES", "START",
-           "GuessSlots", "Speculation", "SpeculationStats"]
+           "GuessNotSent", "GuessSlots", "Speculation", "SpeculationStats"]
 
 START = (
     c.META_DATA, c.NETWORK, c.INTERFACES, c.MAC_INTERFACES, c.MAC, c.PLACEMENT, c.SERVICES,
@@ -94,6 +94,10 @@ hands its answer to the crawl (:meth:`Speculation.landed` returns the depth)."""
 Fetch = Callable[[str], Awaitable[Record]]
 
 
+class GuessNotSent(IMDSError):
+    """A guess found no free, unpaced slot (:class:`GuessSlots`) and was not sent."""
+
+
 class GuessSlots(AdaptiveLimit):
     """A dump's limiter as its guesses use it: a guess takes a slot only when one is free at
     once and requests are not paced (:meth:`AdaptiveLimit.try_acquire`). It never waits, so a
@@ -119,8 +123,8 @@ class GuessSlots(AdaptiveLimit):
         return self.shared.try_acquire()
 
     async def acquire(self) -> int:
-        """Never waits: raises :class:`~aioimds.IMDSError` (the guess is not sent)."""
-        raise IMDSError("guess not sent: no free slot, or requests are paced")
+        """Never waits: raises :class:`GuessNotSent`."""
+        raise GuessNotSent("guess not sent: no free slot, or requests are paced")
 
     def release(self, ticket: int, *, throttled: bool, status: int | None = None,
                 counted: bool = True) -> None:
@@ -213,6 +217,9 @@ class Speculation:
         for attempt in range(1, GUESS_ATTEMPTS + 1):
             try:
                 return await self._fetch(path)
+            except GuessNotSent:
+                self.stats.sent -= attempt == 1  # never on the wire: not a request
+                return None
             except IMDSError as exc:
                 if attempt == GUESS_ATTEMPTS or not _transient(exc) or not self._active():
                     self._misses += 1
