@@ -3,12 +3,14 @@ running emulator."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import looptime
 import pytest
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -17,6 +19,12 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 FIXTURE_FILES = sorted(FIXTURES.glob("*.snapshot.json"))
 if not FIXTURE_FILES:
     raise RuntimeError(f"no fixture snapshots in {FIXTURES}; the checkout is incomplete")
+
+
+TICK = 1e-6
+"""One step of virtual time (looptime's resolution). Loop times are then exact, but a duration
+read as the difference of two loop times carries float rounding, so a lower bound on one
+allows a tick: ``elapsed >= 0.3 - TICK``."""
 
 
 def fixture_params() -> list[object]:
@@ -36,6 +44,24 @@ def hermetic_environment(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pyte
     empty = tmp_path_factory.getbasetemp() / "aws-config-empty"
     empty.write_text("")
     monkeypatch.setenv("AWS_CONFIG_FILE", str(empty))
+
+
+@pytest.fixture
+async def virtual_time() -> AsyncIterator[None]:
+    """Run the rest of the test, its later fixtures included, in virtual time (looptime): while
+    the loop has nothing to do, its clock jumps to the next timer, so sleeps, timeouts, token
+    TTLs and poll intervals cost no real time. The clock starts from the loop's real time, so
+    times taken before stay comparable, and reads back what ``aioimds.clock.now()`` reads.
+
+    Use it (``@pytest.mark.usefixtures("virtual_time")``) only where every peer runs on the
+    test's own loop (the emulator, the servers of ``hostile_servers``): a child process or a
+    thread answers in real time, and the jumping clock would time it out early."""
+    loop = asyncio.get_running_loop()
+    # The plugin of looptime is disabled in pyproject (it patches every loop of every test, and
+    # makes an unclosed loop in sync tests); the loop is patched here, for this test only.
+    patched = looptime.patch_event_loop(loop, start=loop.time(), _enabled=False)
+    with patched.looptime_enabled():
+        yield
 
 
 @pytest.fixture

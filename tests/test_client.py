@@ -37,6 +37,7 @@ async def test_seed_walk(emulator: Emulator) -> None:
     assert all(t.token and t.status == 200 for t in gets)
 
 
+@pytest.mark.usefixtures("virtual_time")
 async def test_thousand_concurrent_gets_cause_one_token_put_and_one_get(
     emulator: Emulator,
 ) -> None:
@@ -97,6 +98,7 @@ async def test_paths_with_odd_characters_are_encoded(emulator: Emulator) -> None
                      "/latest/meta-data/tags/instance/a=b,c+d@e:f.g"]
 
 
+@pytest.mark.usefixtures("virtual_time")
 async def test_401_refreshes_the_token_and_retries_once(emulator: Emulator) -> None:
     async with IMDSClient(endpoint=emulator.url) as imds:
         assert await imds.get("meta-data/instance-id")
@@ -106,6 +108,7 @@ async def test_401_refreshes_the_token_and_retries_once(emulator: Emulator) -> N
     assert emulator.counters.requests[("GET", 401)] == 1
 
 
+@pytest.mark.usefixtures("virtual_time")
 async def test_echoed_ttl_wins_and_short_tokens_are_refreshed() -> None:
     async with Emulator(faults=Faults(max_token_ttl=1)) as emu:
         async with IMDSClient(endpoint=emu.url) as imds:
@@ -181,6 +184,7 @@ async def test_not_opened_is_a_clear_error() -> None:
         await imds.get("meta-data/ami-id")
 
 
+@pytest.mark.usefixtures("virtual_time")
 async def test_overall_deadline_stops_the_retries() -> None:
     path = "/latest/meta-data/instance-id"
     faults = Faults(path_faults=[PathFault(path, status=503, count=1000)])

@@ -101,6 +101,7 @@ async def test_a_failure_names_every_failed_path_and_partial_keeps_the_rest() ->
     assert info.value.partial == result.snapshot
 
 
+@pytest.mark.usefixtures("virtual_time")
 async def test_server_errors_are_retried_within_the_crawl_budget() -> None:
     faults = [PathFault("/latest/meta-data/a", status=503, count=5)]
     async with Emulator(tree()) as emu, IMDSClient(endpoint=emu.url) as imds:
@@ -139,6 +140,7 @@ async def test_crawl_walks_with_any_fetch_coroutine() -> None:
     assert result.complete and result.snapshot == snap
 
 
+@pytest.mark.usefixtures("virtual_time")
 async def test_a_service_that_stops_answering_fails_the_rest_unrequested() -> None:
     from aioimds.crawl import STALL_FAILURES
 

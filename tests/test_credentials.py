@@ -157,6 +157,7 @@ async def test_a_background_refresh_is_cancelled_on_close() -> None:
         emu.faults.latency = 0.0
 
 
+@pytest.mark.usefixtures("virtual_time")
 async def test_concurrent_callers_share_one_fetch() -> None:
     async with Emulator(latency=0.02) as emu, IMDSClient(endpoint=emu.url) as imds:
         provider = CredentialsProvider(imds, clock=Clock(T0 - timedelta(hours=1)))

@@ -144,6 +144,7 @@ async def test_tokens_optional_serves_imdsv1(http) -> None:
         assert_xhtml(await get(http, emu, REGION, None), 401)
 
 
+@pytest.mark.usefixtures("virtual_time")
 async def test_token_expires_after_the_granted_ttl(http) -> None:
     async with Emulator(faults=Faults(max_token_ttl=1)) as emu:
         reply = await call(http, "PUT", emu, TOKEN_PATH, {TTL_H: "21600"})
@@ -161,6 +162,7 @@ async def test_revoked_tokens_are_401_and_new_ones_work(emu, http) -> None:
     assert (await get(http, emu, REGION, await new_token(http, emu))).status == 200
 
 
+@pytest.mark.usefixtures("virtual_time")
 async def test_revoke_every_revokes_on_schedule(http) -> None:
     async with Emulator(faults=Faults(revoke_every=0.3)) as emu:
         token = await new_token(http, emu)
@@ -290,6 +292,7 @@ async def test_counters_count_by_method_and_status(emu, http) -> None:
     assert emu.counters == Counters()
 
 
+@pytest.mark.usefixtures("virtual_time")
 async def test_max_in_flight_counts_requests_handled_at_once(http) -> None:
     async with Emulator(tokens="optional", latency=0.1) as emu:
         await asyncio.gather(*(get(http, emu, REGION, None) for _ in range(5)))

@@ -157,6 +157,7 @@ MALFORMED = [
 ]
 
 
+@pytest.mark.usefixtures("virtual_time")
 @pytest.mark.parametrize("data", [c[1] for c in MALFORMED], ids=[c[0] for c in MALFORMED])
 async def test_malformed_requests_get_a_4xx_or_a_close_never_a_crash(emu, data) -> None:
     found = statuses(await exchange(emu, data, idle=0.3))

@@ -9,10 +9,10 @@ import random
 import re
 import signal
 import socket
-import time
 
 import aiohttp
 import pytest
+from conftest import TICK
 from emulator_http import (
     REGION,
     TOKEN_PATH,
@@ -31,22 +31,24 @@ from aioimds.emulator.serve import add_serve_arguments, emulator_from_args, run_
 # -- faults ---------------------------------------------------------------------------------
 
 
+@pytest.mark.usefixtures("virtual_time")
 async def test_latency_delays_every_answer(http) -> None:
     async with Emulator(latency=0.1, faults=Faults(latency=0.1), tokens="optional") as emu:
         for path in (REGION, "/latest/no-such-path"):
-            start = time.monotonic()
+            start = asyncio.get_running_loop().time()
             await get(http, emu, path, None)
-            assert time.monotonic() - start >= 0.2
+            assert asyncio.get_running_loop().time() - start >= 0.2 - TICK
 
 
+@pytest.mark.usefixtures("virtual_time")
 async def test_jitter_adds_seeded_random_delays(http) -> None:
     rng = random.Random(5)
     draws = [rng.uniform(0, 0.1) for _ in range(4)]
     async with Emulator(tokens="optional", faults=Faults(jitter=0.1), seed=5) as emu:
         for expected in draws:
-            start = time.monotonic()
+            start = asyncio.get_running_loop().time()
             await get(http, emu, REGION, None)
-            assert expected <= time.monotonic() - start < expected + 0.1
+            assert expected - TICK <= asyncio.get_running_loop().time() - start < expected + 0.1
 
 
 async def test_faults_can_be_replaced_while_running(emu, http) -> None:
@@ -75,6 +77,7 @@ async def test_error_rate_spares_the_token_put(http) -> None:
         assert (await get(http, emu, REGION, await new_token(http, emu))).status in (500, 503)
 
 
+@pytest.mark.usefixtures("virtual_time")
 async def test_throttling_answers_429_beyond_the_rate(http) -> None:
     async with Emulator(tokens="optional", faults=Faults(throttle_rps=4)) as emu:
         statuses = [(await get(http, emu, REGION, None)).status for _ in range(3)]
@@ -104,6 +107,7 @@ async def test_token_put_status_answers_every_put(emu, http) -> None:
     assert emu.counters.token_puts == 2
 
 
+@pytest.mark.usefixtures("virtual_time")
 async def test_hold_token_put_never_answers_and_stop_releases_it(http) -> None:
     emu = Emulator(tokens="optional", faults=Faults(hold_token_put=True))
     await emu.start()
@@ -121,25 +125,26 @@ async def test_hold_token_put_never_answers_and_stop_releases_it(http) -> None:
     emu.faults.latency = 30.0
     await asyncio.sleep(0.1)
     assert emu.counters.in_flight == 2
-    start = time.monotonic()
+    start = asyncio.get_running_loop().time()
     await emu.stop()
-    assert time.monotonic() - start < 1.0
+    assert asyncio.get_running_loop().time() - start < 1.0
     assert await held == b"" and await slow == b""
     assert emu.counters.token_puts == 2
     assert emu.counters.requests[("PUT", 0)] == 2  # the timed-out one and the released one
     assert asyncio.all_tasks() <= before
 
 
+@pytest.mark.usefixtures("virtual_time")
 async def test_path_fault_delays_only_the_first_request(http) -> None:  # botocore #1791
     path = "/latest/meta-data/iam/security-credentials/"
     fault = PathFault(path, delay=0.3)
     async with Emulator(tokens="optional", faults=Faults(path_faults=[fault])) as emu:
-        start = time.monotonic()
+        start = asyncio.get_running_loop().time()
         assert (await get(http, emu, path, None)).body == b"aioimds-demo-role"
-        assert time.monotonic() - start >= 0.3
-        start = time.monotonic()
+        assert asyncio.get_running_loop().time() - start >= 0.3 - TICK
+        start = asyncio.get_running_loop().time()
         await get(http, emu, path, None)
-        assert time.monotonic() - start < 0.25
+        assert asyncio.get_running_loop().time() - start < 0.25
         assert fault.hits == 1
 
 

@@ -64,15 +64,32 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+async def until_listening(proc: asyncio.subprocess.Process, port: int, within: float) -> None:
+    """Return once 127.0.0.1:``port`` accepts a connection. The port, not the banner: a child's
+    stdout into a pipe is block-buffered, so its banner arrives only when it exits."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+        except OSError:
+            if proc.returncode is not None:
+                raise AssertionError(f"the example exited with {proc.returncode}") from None
+            if time.monotonic() > deadline:
+                raise AssertionError(f"nothing listens on port {port} after {within} s") from None
+            await asyncio.sleep(0.05)
+        else:
+            writer.close()
+            await writer.wait_closed()
+            return
+
+
 async def test_aiohttp_app_answers_from_the_cache_and_shuts_down_cleanly(
     imds_emulator: Emulator,
 ) -> None:
     port = free_port()
     proc = await start("aiohttp_app.py", imds_emulator.url, "--port", str(port))
     try:
-        assert proc.stdout is not None
-        banner = await asyncio.wait_for(proc.stdout.readline(), 20)
-        assert f"http://127.0.0.1:{port}" in banner.decode()
+        await until_listening(proc, port, within=20)
         async with aiohttp.ClientSession() as http:
 
             async def ask() -> object:
@@ -84,8 +101,9 @@ async def test_aiohttp_app_answers_from_the_cache_and_shuts_down_cleanly(
     finally:
         if proc.returncode is None:
             proc.send_signal(signal.SIGINT)
-        _, err = await asyncio.wait_for(proc.communicate(), 20)
+        out, err = await asyncio.wait_for(proc.communicate(), 20)
     assert answers == [{"region": "ap-northeast-1", "instance_id": INSTANCE_ID}] * 50
+    assert f"http://127.0.0.1:{port}" in out.decode()  # web.run_app's banner
     assert proc.returncode == 0, err.decode()
     assert not any(sign in err.decode() for sign in WARNING_SIGNS), err.decode()
     # 50 requests to the app, and IMDS was asked once for each value.

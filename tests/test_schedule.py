@@ -64,6 +64,7 @@ def test_time_formats_are_those_imds_writes() -> None:
                                                   "21 Jan 2019 09:00:43 GMT")
 
 
+@pytest.mark.usefixtures("virtual_time")
 async def test_spot_action_appears_at_its_time_with_its_listings(
     imds_emulator: Emulator,
 ) -> None:
@@ -137,6 +138,7 @@ async def test_maintenance_events_are_appended_in_the_imds_format(
     assert [(e.event_id, e.state) for e in events] == [(second, "active"), (first, "completed")]
 
 
+@pytest.mark.usefixtures("virtual_time")
 async def test_lifecycle_state_changes_at_its_time(imds_emulator: Emulator) -> None:
     path = META + "autoscaling/target-lifecycle-state"
     imds_emulator.schedule_lifecycle_state(0.05, "Warmed:Stopped")
@@ -145,6 +147,7 @@ async def test_lifecycle_state_changes_at_its_time(imds_emulator: Emulator) -> N
     assert imds_emulator.snapshot[path].body == b"Warmed:Stopped"
 
 
+@pytest.mark.usefixtures("virtual_time")
 async def test_credentials_rotate_with_their_expiration(imds_emulator: Emulator) -> None:
     imds_emulator.set_leaf(META + "iam/security-credentials-extended/aioimds-demo-role",
                            json.dumps({**document(imds_emulator, ROLE), "AccountId": "1"}))
@@ -185,6 +188,7 @@ async def test_a_credential_document_that_is_not_json_is_left_alone(
     assert imds_emulator.snapshot[ROLE].body == b"not json"
 
 
+@pytest.mark.usefixtures("virtual_time")
 async def test_stop_cancels_pending_changes(imds_emulator: Emulator) -> None:
     imds_emulator.schedule_spot_action(0.05)
     imds_emulator.schedule_rebalance(0.05)

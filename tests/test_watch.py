@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -67,15 +66,16 @@ def test_interval_must_be_positive_and_finite(interval: float) -> None:
                                 interval=interval)
 
 
+@pytest.mark.usefixtures("virtual_time")
 async def test_spot_notice_2_s_ahead_is_seen_within_interval_plus_1_s_exactly_once(
     imds_emulator: Emulator, imds_client: IMDSClient
 ) -> None:
     interval = 0.2
     watcher = watch_spot_interruption(imds_client, interval=interval)
-    start = time.monotonic()
+    start = asyncio.get_running_loop().time()
     imds_emulator.schedule_spot_action(2.0, "terminate")
     notice = await next_within(watcher, 2.0 + interval + 1.0)
-    elapsed = time.monotonic() - start
+    elapsed = asyncio.get_running_loop().time() - start
     assert 1.9 <= elapsed <= 2.0 + interval + 1.0
     assert notice.action == "terminate"
     expected = datetime.now(timezone.utc) + timedelta(minutes=2)
@@ -83,6 +83,7 @@ async def test_spot_notice_2_s_ahead_is_seen_within_interval_plus_1_s_exactly_on
     await assert_nothing_within(watcher, 3 * interval)
 
 
+@pytest.mark.usefixtures("virtual_time")
 async def test_no_notice_polls_at_the_interval_and_yields_nothing(
     imds_emulator: Emulator, imds_client: IMDSClient
 ) -> None:
@@ -92,6 +93,7 @@ async def test_no_notice_polls_at_the_interval_and_yields_nothing(
     assert 4 <= len(gets) <= 7 and {t.status for t in gets} == {404}
 
 
+@pytest.mark.usefixtures("virtual_time")
 @pytest.mark.parametrize("status", [429, 500, 503])
 async def test_failed_polls_are_logged_once_and_polling_goes_on(
     imds_emulator: Emulator, imds: IMDSClient, caplog: pytest.LogCaptureFixture, status: int
@@ -107,6 +109,7 @@ async def test_failed_polls_are_logged_once_and_polling_goes_on(
     assert any("answered again after 2 failed poll(s)" in r.getMessage() for r in caplog.records)
 
 
+@pytest.mark.usefixtures("virtual_time")
 async def test_revoked_tokens_and_dropped_connections_are_ridden_through(
     imds_emulator: Emulator, imds: IMDSClient
 ) -> None:
@@ -121,6 +124,7 @@ async def test_revoked_tokens_and_dropped_connections_are_ridden_through(
     assert imds_emulator.counters.token_puts >= 2
 
 
+@pytest.mark.usefixtures("virtual_time")
 async def test_a_malformed_notice_is_logged_and_the_next_good_one_yielded(
     imds_emulator: Emulator, imds_client: IMDSClient, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -133,12 +137,14 @@ async def test_a_malformed_notice_is_logged_and_the_next_good_one_yielded(
     assert (await next_within(watcher, 2)).action == "terminate"
 
 
+@pytest.mark.usefixtures("virtual_time")
 async def test_a_disabled_client_ends_the_iteration(imds_emulator: Emulator) -> None:
     async with IMDSClient(IMDSConfig(endpoint=imds_emulator.url, disabled=True)) as imds:
         with pytest.raises(IMDSDisabledError):
             await next_within(watch_spot_interruption(imds, interval=FAST), 2)
 
 
+@pytest.mark.usefixtures("virtual_time")
 async def test_rebalance_recommendation_is_yielded_once(
     imds_emulator: Emulator, imds_client: IMDSClient
 ) -> None:
@@ -152,6 +158,7 @@ async def test_rebalance_recommendation_is_yielded_once(
     assert again.notice_time == datetime(2030, 1, 1, tzinfo=timezone.utc)
 
 
+@pytest.mark.usefixtures("virtual_time")
 async def test_each_maintenance_event_is_yielded_once_by_event_id(
     imds_emulator: Emulator, imds_client: IMDSClient
 ) -> None:
@@ -167,6 +174,7 @@ async def test_each_maintenance_event_is_yielded_once_by_event_id(
     await assert_nothing_within(watcher, 0.2)
 
 
+@pytest.mark.usefixtures("virtual_time")
 async def test_lifecycle_state_is_yielded_at_start_and_at_every_change(
     imds_emulator: Emulator, imds_client: IMDSClient
 ) -> None:
@@ -179,6 +187,7 @@ async def test_lifecycle_state_is_yielded_at_start_and_at_every_change(
     assert await next_within(watcher, 2) == "InService"
 
 
+@pytest.mark.usefixtures("virtual_time")
 async def test_lifecycle_state_yields_nothing_while_absent(
     imds_emulator: Emulator, imds_client: IMDSClient
 ) -> None:
@@ -189,6 +198,7 @@ async def test_lifecycle_state_yields_nothing_while_absent(
     assert await next_within(watcher, 2) == "Terminated"
 
 
+@pytest.mark.usefixtures("virtual_time")
 async def test_cancelling_a_watching_task_leaves_nothing_pending(
     imds_emulator: Emulator, imds_client: IMDSClient
 ) -> None:
@@ -207,6 +217,7 @@ async def test_cancelling_a_watching_task_leaves_nothing_pending(
     assert client_tasks() == set()
 
 
+@pytest.mark.usefixtures("virtual_time")
 async def test_breaking_out_of_the_loop_leaves_nothing_pending(
     imds_emulator: Emulator, imds_client: IMDSClient
 ) -> None:

@@ -4,7 +4,6 @@ upstream report."""
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator
 
 import pytest
@@ -27,6 +26,7 @@ async def role_name(imds: IMDSClient) -> str:
     return name
 
 
+@pytest.mark.usefixtures("virtual_time")
 async def test_c01_slow_first_answer_is_retried_within_the_deadline() -> None:
     """botocore #1791: the first GET of the role listing answers after 1.5 s."""
     async with Emulator(faults=Faults(path_faults=[PathFault(ROLE_DIR, delay=1.5)])) as emu:
@@ -36,15 +36,16 @@ async def test_c01_slow_first_answer_is_retried_within_the_deadline() -> None:
     assert len(gets) == 2
 
 
+@pytest.mark.usefixtures("virtual_time")
 async def test_c02_held_put_and_tokens_required_is_a_clear_hop_limit_error() -> None:
     """elastic-ci-stack-for-aws #857: PUT held; GET without token: 401. The PUT is retried
     within the request's budget (issue 11), then one token-less GET tells the hop limit."""
     async with Emulator(faults=Faults(hold_token_put=True)) as emu:
         async with IMDSClient(endpoint=emu.url, timeout=0.3) as imds:
-            start = time.monotonic()
+            start = asyncio.get_running_loop().time()
             with pytest.raises(IMDSTokenTimeoutError) as info:
                 await imds.get("meta-data/instance-id")
-            elapsed = time.monotonic() - start
+            elapsed = asyncio.get_running_loop().time() - start
             deadline = imds.config.deadline_for(imds.config.attempts)
     assert "hop limit" in str(info.value) and "http-put-response-hop-limit 2" in str(info.value)
     assert elapsed < deadline
@@ -52,20 +53,22 @@ async def test_c02_held_put_and_tokens_required_is_a_clear_hop_limit_error() -> 
     assert [t.token for t in emu.counters.trace if t.method == "GET"] == [False]
 
 
+@pytest.mark.usefixtures("virtual_time")
 @pytest.mark.parametrize("case", ["C03", "C28", "C29a", "C30"])
 async def test_held_put_falls_back_to_imdsv1_within_the_timeout(case: str) -> None:
     """aws-c-auth #182, aiobotocore PR #941, AWS.jl #654 (a), ec2-metadata #380:
     PUT held forever; GET without token: 200."""
     async with Emulator(tokens="optional", faults=Faults(hold_token_put=True)) as emu:
         async with IMDSClient(endpoint=emu.url, timeout=0.3) as imds:
-            start = time.monotonic()
+            start = asyncio.get_running_loop().time()
             assert await imds.get("meta-data/placement/region") == "ap-northeast-1"
-            assert time.monotonic() - start < imds.config.deadline_for(imds.config.attempts)
+            assert asyncio.get_running_loop().time() - start < imds.config.deadline_for(imds.config.attempts)
             assert await imds.get("meta-data/placement/region") == "ap-northeast-1"
     assert emu.counters.token_puts == 3  # retried within the budget; the fallback sticks
     assert [t.token for t in emu.counters.trace if t.method == "GET"] == [False, False]
 
 
+@pytest.mark.usefixtures("virtual_time")
 async def test_c03_held_put_with_v1_disabled_is_a_clear_error() -> None:
     """aws-c-auth #182: PUT held forever; with IMDSv1 disabled, a clear error, no GET."""
     async with Emulator(tokens="optional", faults=Faults(hold_token_put=True)) as emu:
@@ -75,13 +78,14 @@ async def test_c03_held_put_with_v1_disabled_is_a_clear_error() -> None:
     assert [t for t in emu.counters.trace if t.method == "GET"] == []
 
 
+@pytest.mark.usefixtures("virtual_time")
 async def test_c05_short_ttl_poller_keeps_working() -> None:
     """aws-node-termination-handler #229: token TTL 2 s, every GET with an old token: 401."""
     async with Emulator(faults=Faults(max_token_ttl=2, revoke_every=0.7)) as emu:
         async with IMDSClient(endpoint=emu.url) as imds:
-            deadline = time.monotonic() + 3.0
+            deadline = asyncio.get_running_loop().time() + 3.0
             polls = 0
-            while time.monotonic() < deadline:
+            while asyncio.get_running_loop().time() < deadline:
                 assert await imds.get("meta-data/instance-id")
                 polls += 1
                 await asyncio.sleep(0.1)
@@ -89,6 +93,7 @@ async def test_c05_short_ttl_poller_keeps_working() -> None:
     assert emu.counters.token_puts >= 3
 
 
+@pytest.mark.usefixtures("virtual_time")
 async def test_c06_long_dump_with_short_token_and_slow_answers_completes() -> None:
     """amazon.aws #2205: 600+ nodes, slow answers, short token TTL."""
     tree = large_tree(interfaces=14, associations=20, tags=50)
@@ -100,6 +105,7 @@ async def test_c06_long_dump_with_short_token_and_slow_answers_completes() -> No
     assert emu.counters.token_puts >= 2
 
 
+@pytest.mark.usefixtures("virtual_time")
 @pytest.mark.parametrize("status", [429, 503])
 async def test_c12_one_throttle_or_server_error_is_retried(status: int) -> None:
     """ansible #38902: any leaf answers 429 or 503 once, then 200."""
@@ -110,6 +116,7 @@ async def test_c12_one_throttle_or_server_error_is_retried(status: int) -> None:
     assert [t.status for t in emu.counters.trace if t.path == path] == [status, 200]
 
 
+@pytest.mark.usefixtures("virtual_time")
 @pytest.mark.parametrize(("case", "status"), [("C14", 404), ("C27", 405), ("403", 403)])
 async def test_put_refused_falls_back_to_imdsv1(case: str, status: int) -> None:
     """eucalyptus #196 (404), aiobotocore #1055 (405): GETs without token: 200."""
@@ -130,6 +137,7 @@ async def test_c21_throttled_crawl_slows_down_and_completes() -> None:
     assert emu.counters.requests[("GET", 429)] > 0
 
 
+@pytest.mark.usefixtures("virtual_time")
 async def test_c22_credentials_throttled_once_then_served() -> None:
     """ex_aws PR #625: the credentials leaf answers 429 once, then 200 JSON."""
     async with Emulator() as emu, IMDSClient(endpoint=emu.url) as imds:
@@ -158,6 +166,7 @@ async def forbidding_proxy() -> AsyncIterator[tuple[str, list[str]]]:
     await runner.cleanup()
 
 
+@pytest.mark.usefixtures("virtual_time")
 async def test_c23_proxies_from_the_environment_are_never_used(
     forbidding_proxy: tuple[str, list[str]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -172,17 +181,19 @@ async def test_c23_proxies_from_the_environment_are_never_used(
     assert seen == []
 
 
+@pytest.mark.usefixtures("virtual_time")
 async def test_c25_put_400_is_not_retried_and_reported_at_once() -> None:
     """aws-sdk-ruby #2177: PUT token answers 400 every time; GET without token: 200."""
     async with Emulator(tokens="optional", faults=Faults(token_put_status=400)) as emu:
         async with IMDSClient(endpoint=emu.url, attempts=5) as imds:
-            start = time.monotonic()
+            start = asyncio.get_running_loop().time()
             with pytest.raises(IMDSTokenError, match="not an IMDS or rejected the token"):
                 await imds.get("meta-data/placement/region")
-            assert time.monotonic() - start < 0.5
+            assert asyncio.get_running_loop().time() - start < 0.5
     assert emu.counters.token_puts == 1
 
 
+@pytest.mark.usefixtures("virtual_time")
 async def test_c29b_expired_token_is_re_put_and_the_request_retried_once() -> None:
     """AWS.jl #654 (b): a GET with a token the server has expired answers 401."""
     async with Emulator() as emu, IMDSClient(endpoint=emu.url) as imds:
@@ -193,17 +204,19 @@ async def test_c29b_expired_token_is_re_put_and_the_request_retried_once() -> No
     assert statuses == [("PUT", 200), ("GET", 200), ("GET", 401), ("PUT", 200), ("GET", 200)]
 
 
+@pytest.mark.usefixtures("virtual_time")
 async def test_c32_app_start_up_is_bounded_by_the_timeout() -> None:
     """vector #12916: the PUT is held; an app awaiting metadata at start-up must not hang."""
     async with Emulator(faults=Faults(hold_token_put=True)) as emu:
         async with IMDSClient(endpoint=emu.url, timeout=0.5, attempts=2) as imds:
-            start = time.monotonic()
+            start = asyncio.get_running_loop().time()
             with pytest.raises(IMDSTokenTimeoutError):
                 await imds.get("meta-data/placement/region")
             # the request's overall deadline: attempts x (timeout + backoff cap)
-            assert time.monotonic() - start < imds.config.deadline_for(2)
+            assert asyncio.get_running_loop().time() - start < imds.config.deadline_for(2)
 
 
+@pytest.mark.usefixtures("virtual_time")
 async def test_put_refused_and_tokens_required_names_the_status_not_the_hop_limit() -> None:
     async with Emulator(faults=Faults(token_put_status=403)) as emu:
         async with IMDSClient(endpoint=emu.url) as imds:

@@ -49,6 +49,7 @@ async def test_c11_every_tag_keeps_its_exact_key_and_value() -> None:
     assert tags == TAGS
 
 
+@pytest.mark.usefixtures("virtual_time")
 async def test_c31_absent_public_addresses_are_none_without_log_spam(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
