@@ -14,6 +14,7 @@ the pipelined PUTs (500s) and the fuzz test (the 500s it provokes).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import re
@@ -65,7 +66,11 @@ async def exchange(emu: Emulator, data: bytes, *, idle: float = 5.0) -> bytes:
         pass
     finally:
         writer.close()
-        await writer.wait_closed()
+        # A server that refuses a request before reading all of it (a 400 for a header over
+        # aiohttp's limits) closes with bytes unread, so the kernel resets the connection; the
+        # reset is that close, and it may surface here rather than in read() (it does on 3.13).
+        with contextlib.suppress(ConnectionError):
+            await writer.wait_closed()
     return received
 
 
