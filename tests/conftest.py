@@ -10,8 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import looptime
 import pytest
+
+try:
+    import looptime
+except ImportError:  # Python 3.10: looptime 0.8+ needs 3.11, and 0.7 hangs now and then
+    looptime = None
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 """The realistic trees kept in the repository (provenance and licences in their NOTICE.md)."""
@@ -55,7 +59,11 @@ async def virtual_time() -> AsyncIterator[None]:
 
     Use it (``@pytest.mark.usefixtures("virtual_time")``) only where every peer runs on the
     test's own loop (the emulator, the servers of ``hostile_servers``): a child process or a
-    thread answers in real time, and the jumping clock would time it out early."""
+    thread answers in real time, and the jumping clock would time it out early. Where looptime
+    is not installed (Python 3.10, see pyproject) the test runs in real time."""
+    if looptime is None:  # the same test, in real time
+        yield
+        return
     loop = asyncio.get_running_loop()
     # The plugin of looptime is disabled in pyproject (it patches every loop of every test, and
     # makes an unclosed loop in sync tests); the loop is patched here, for this test only.

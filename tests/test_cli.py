@@ -188,7 +188,8 @@ def test_held_token_put_resolves_within_the_request_deadline(tokens: str, status
 
 
 def test_serve_signs_the_identity_document_and_the_signature_verifies(tmp_path: Path) -> None:
-    pytest.importorskip("cryptography", reason="signing needs the cryptography package")
+    pytest.importorskip("cryptography", reason="signing needs cryptography (the extras 'test' "
+                        "and 'verify' install it)")
     from aioimds import verify_identity_document
 
     cert = tmp_path / "imds.pem"
