@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,18 +36,33 @@ def fixture_params() -> list[object]:
     return [pytest.param(p, id=p.name.removesuffix(".snapshot.json")) for p in FIXTURE_FILES]
 
 
+def _scrub(monkeypatch: pytest.MonkeyPatch, empty: Path) -> None:
+    for name in list(os.environ):
+        if name.upper().startswith("AWS_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(empty))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def hermetic_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The same scrubbed environment for the whole session, so that module- and
+    session-scoped fixtures (set up before any function-scoped one) never see the caller's."""
+    empty = tmp_path_factory.getbasetemp() / "aws-config-empty"
+    empty.write_text("")
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        _scrub(monkeypatch, empty)
+        yield
+
+
 @pytest.fixture(autouse=True)
 def hermetic_environment(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
                          ) -> None:
     """Every test starts from an environment with no ``AWS_*`` variable and an empty shared
     config file, so the caller's ``AWS_EC2_METADATA_DISABLED``, ``AWS_PROFILE`` or a broken
     ``~/.aws/config`` cannot change what a test sees. Tests set what they need on top."""
-    for name in list(os.environ):
-        if name.upper().startswith("AWS_"):
-            monkeypatch.delenv(name)
     empty = tmp_path_factory.getbasetemp() / "aws-config-empty"
     empty.write_text("")
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(empty))
+    _scrub(monkeypatch, empty)
 
 
 @pytest.fixture
