@@ -203,20 +203,30 @@ class Scripted:
         return 404, b"<title>404 - Not Found</title>"
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        while True:
-            method, path, headers = await read_request(reader)
-            token = headers.get(TOKEN_H.lower())
-            self.seen.append((method, path, token))
-            queue = self.script.get(path)
-            action = queue.popleft() if queue else self.normal(method, path, token)
-            if action == "drop":
-                return
-            if action == "hold":
-                await asyncio.sleep(3600)
-            status, body = action if isinstance(action, tuple) else (500, b"")
-            writer.write(f"HTTP/1.1 {status} X\r\nContent-Length: {len(body)}\r\n"
-                         f"Content-Type: text/plain\r\n{TTL_H}: 21600\r\n\r\n".encode() + body)
-            await writer.drain()
+        """Answer one connection until the client closes it; the connection is closed on every
+        way out (also when served by a bare ``asyncio.start_server``, not :func:`raw_server`),
+        so no transport is left for the garbage collector to report."""
+        try:
+            while True:
+                try:
+                    method, path, headers = await read_request(reader)
+                except (asyncio.IncompleteReadError, ConnectionError):
+                    return  # the client closed the connection
+                token = headers.get(TOKEN_H.lower())
+                self.seen.append((method, path, token))
+                queue = self.script.get(path)
+                action = queue.popleft() if queue else self.normal(method, path, token)
+                if action == "drop":
+                    return
+                if action == "hold":
+                    await asyncio.sleep(3600)
+                status, body = action if isinstance(action, tuple) else (500, b"")
+                writer.write(f"HTTP/1.1 {status} X\r\nContent-Length: {len(body)}\r\n"
+                             f"Content-Type: text/plain\r\n{TTL_H}: 21600\r\n\r\n".encode()
+                             + body)
+                await writer.drain()
+        finally:
+            writer.close()
 
     def methods(self, path: str) -> list[str]:
         """The methods of every request to ``path``, in order."""

@@ -130,11 +130,28 @@ async def test_a_malformed_notice_is_logged_and_the_next_good_one_yielded(
 ) -> None:
     imds_emulator.set_leaf(SPOT, '{"action": "terminate"')
     watcher = watch_spot_interruption(imds_client, interval=FAST)
-    with caplog.at_level(logging.WARNING, logger="aioimds.watch"):
-        await assert_nothing_within(watcher, 0.2)
+
+    logged = asyncio.Event()
+
+    class Seen(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if SPOT in record.getMessage():
+                logged.set()
+
+    # Until the warning, however long the first polls take (no fixed window a slow machine
+    # can miss), with the watcher waiting for a notice all along.
+    seen = Seen()
+    logging.getLogger("aioimds.watch").addHandler(seen)
+    try:
+        with caplog.at_level(logging.WARNING, logger="aioimds.watch"):
+            notice = asyncio.ensure_future(watcher.__anext__())
+            await asyncio.wait_for(logged.wait(), 10)
+            assert not notice.done()
+    finally:
+        logging.getLogger("aioimds.watch").removeHandler(seen)
     assert [r.getMessage() for r in caplog.records if SPOT in r.getMessage()]
     imds_emulator.schedule_spot_action(0, "terminate")
-    assert (await next_within(watcher, 2)).action == "terminate"
+    assert (await asyncio.wait_for(notice, 10)).action == "terminate"
 
 
 @pytest.mark.usefixtures("virtual_time")

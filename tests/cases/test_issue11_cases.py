@@ -300,6 +300,7 @@ async def test_c48_wait_until_ready_rides_out_nothing_listening_then_401s() -> N
     finally:
         server = await starting
         server.close()
+        await server.wait_closed()
     assert [m for m, p, _ in script.seen if p == MD + "instance-id"] == ["GET"] * 7
 
 
