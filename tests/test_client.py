@@ -175,14 +175,7 @@ def test_client_in_two_event_loops_one_after_the_other() -> None:
             return [first, await asyncio.get_running_loop().run_in_executor(
                 None, lambda: asyncio.run(one(imds, emu.url)))]
 
-    # A loop of its own rather than asyncio.run(): asyncio.run() replaces the thread's current
-    # loop (the one pytest-asyncio leaves after an async test) and so leaves it unclosed.
-    loop = asyncio.new_event_loop()
-    try:
-        assert loop.run_until_complete(run()) == ["ap-northeast-1", "ap-northeast-1"]
-    finally:
-        loop.run_until_complete(loop.shutdown_default_executor())
-        loop.close()
+    assert asyncio.run(run()) == ["ap-northeast-1", "ap-northeast-1"]
 
 
 async def test_not_opened_is_a_clear_error() -> None:
