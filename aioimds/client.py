@@ -29,7 +29,7 @@ from .errors import (
     IMDSTokenTimeoutError,
     IMDSUnreachableError,
 )
-from .pacing import AdaptiveLimit
+from .pacing import SPARSE_SPAN, AdaptiveLimit
 from .paths import ROOT, parse_listing, request_path
 from .retry import NoAnswer, Outcome
 from .snapshot import Record, Snapshot
@@ -113,7 +113,8 @@ class IMDSClient(MetadataViews):
                                         v1_allowed=not cfg.v1_disabled)
             # Every request outside a dump shares this pacing, so concurrent calls (typed
             # views gather many leaves) slow down together when the service throttles.
-            self._budget = self._call_budget(AdaptiveLimit(MAX_CONNECTIONS))
+            self._budget = self._call_budget(AdaptiveLimit(MAX_CONNECTIONS,
+                                                           min_span=SPARSE_SPAN))
             self._answered = False
 
     async def close(self) -> None:
@@ -185,7 +186,8 @@ class IMDSClient(MetadataViews):
             finally:
                 if limit is not None:
                     limit.release(ticket, throttled=status == 429 or kind is not None,
-                                  status=status, counted=ended)
+                                  status=status, counted=ended,
+                                  retry_after=_retry_after(result))
             if isinstance(result, Answer):
                 self._answered = True
                 outcome = Outcome(result.status, put=put)
@@ -195,6 +197,9 @@ class IMDSClient(MetadataViews):
                 stall.observe(outcome)
             if retry.classify(outcome) is retry.Action.RETRY:
                 delay = _delay(result, tries.attempt, self._rand)
+                if budget.until is not None and limit is not None and limit.throttling and \
+                        (status == 429 or kind is not None):
+                    delay = 0.0  # a dump's limit spaces the retry (Retry-After included)
                 if tries.allows(outcome, delay, answered_before=self._answered):
                     _log.debug("%s %s: %s; retry %d in %.3f s", method, path,
                                _describe(result), tries.attempt, delay)
@@ -441,6 +446,13 @@ def _token_required(tokens: TokenSession, path: str) -> IMDSTokenError:
     return IMDSTokenError(
         message + put + "; check that the endpoint is an IMDS (a proxy or a path in the "
         "endpoint URL can refuse the PUT)", path=path, status=401)
+
+
+def _retry_after(result: Answer | IMDSError) -> float | None:
+    """Seconds of a 429's ``Retry-After``, else ``None``."""
+    if isinstance(result, Answer) and result.status == 429:
+        return retry.parse_retry_after(result.retry_after)
+    return None
 
 
 def _delay(failure: Answer | IMDSError, attempt: int, rand: random.Random) -> float:
