@@ -3,8 +3,10 @@
 Every fault is off by default. A :class:`Faults` instance is read on every request, so changing
 a field while the emulator runs applies from the next request on. The faults reproduce what IMDS
 clients meet in the field (DESIGN.md section 4, tests/cases): slow answers, 429 throttling, 5xx
-answers, connections closed without an answer, and a token PUT whose answer never arrives (the
-container hop-limit case).
+answers, connections closed without an answer, throttles of several shapes (token buckets of
+any burst, fixed and sliding windows, dropping instead of answering 429, a rate that changes;
+:mod:`aioimds.emulator.throttle`), and a token PUT whose answer never arrives (the container
+hop-limit case).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from ..wire import MAX_TOKEN_TTL, MIN_TOKEN_TTL
+from .throttle import SHAPES, Shape
 
 __all__ = ["Counters", "Faults", "PathFault", "TraceEntry"]
 
@@ -65,10 +68,11 @@ class Faults:
     """Faults the emulator injects; all off by default; changes apply to the next request.
 
     Checks run in this order on each request: ``max_connections``, ``drop_rate``,
-    ``throttle_rps``, then the token PUT faults (``hold_token_put``, ``token_put_status``),
-    or for GET/HEAD the token check, then ``path_faults``, then ``error_rate``. The latency
-    (``Emulator(latency=)`` + ``latency`` + jitter) is added before every answer. Values are
-    checked when the instance is made (ValueError), not when a field is changed later.
+    ``throttle_rps`` (429, or a closed connection with ``throttle_drop``), then the token PUT
+    faults (``hold_token_put``, ``token_put_status``), or for GET/HEAD the token check, then
+    ``path_faults``, then ``error_rate``. The latency (``Emulator(latency=)`` + ``latency`` +
+    jitter) is added before every answer. Values are checked when the instance is made
+    (ValueError), not when a field is changed later.
 
     Attributes:
         latency: extra seconds before each answer, added to the emulator's own latency
@@ -76,9 +80,23 @@ class Faults:
         jitter: a further uniform random 0..``jitter`` seconds before each answer (default 0.0).
         error_rate: fraction (0..1) of GET/HEAD requests answered 500 or 503 (chosen at random)
             with the XHTML error body (default 0.0).
-        throttle_rps: requests per second allowed, all methods together; a token bucket with a
-            burst of ``max(1, throttle_rps / 10)`` requests. The excess is answered 429 with the
-            XHTML body, as IMDS throttles. ``None`` (default): no throttling.
+        throttle_rps: requests per second allowed, all methods together; the excess is
+            answered 429 with the XHTML body, as IMDS throttles. ``None`` (default): no
+            throttling. The limiter's shape is ``throttle_shape`` (see
+            :mod:`aioimds.emulator.throttle`).
+        throttle_shape: ``"bucket"`` (default: a token bucket), ``"fixed-window"`` (at most
+            ``throttle_rps x throttle_window`` requests per window, windows aligned on the
+            emulator's clock) or ``"sliding-window"`` (as many in any trailing window).
+        throttle_burst: the token bucket's size in requests (default ``None``:
+            ``max(1, throttle_rps / 10)``).
+        throttle_window: seconds of a window (default 1.0).
+        throttle_drop: close the connection of a refused request without an answer instead of
+            answering 429, as a network dropping link-local packets over its rate looks to a
+            client (default False).
+        throttle_steps: ``(seconds, rps)`` pairs: from ``seconds`` after the first request the
+            throttle saw, it allows ``rps`` (the last step reached wins; a token bucket keeps
+            its level), e.g. ``((2.0, 100.0), (4.0, 200.0))`` halves a rate of 200 for two
+            seconds (default: none).
         retry_after: when set, 429 answers carry ``Retry-After`` with this many seconds
             (formatted with ``%g``, so 1.5 is sent as ``1.5``). ``None`` (default): no header,
             as IMDS sends none.
@@ -104,6 +122,11 @@ class Faults:
     jitter: float = 0.0
     error_rate: float = 0.0
     throttle_rps: float | None = None
+    throttle_shape: Shape = "bucket"
+    throttle_burst: float | None = None
+    throttle_window: float = 1.0
+    throttle_drop: bool = False
+    throttle_steps: tuple[tuple[float, float], ...] = ()
     retry_after: float | None = None
     drop_rate: float = 0.0
     hold_token_put: bool = False
@@ -119,6 +142,17 @@ class Faults:
         _check(0 <= self.error_rate <= 1, "error_rate must be a fraction 0..1")
         _check(0 <= self.drop_rate <= 1, "drop_rate must be a fraction 0..1")
         _check(self.throttle_rps is None or self.throttle_rps > 0, "throttle_rps must be > 0")
+        _check(self.throttle_shape in SHAPES,
+               f"throttle_shape must be one of {', '.join(SHAPES)}")
+        _check(self.throttle_burst is None or
+               (self.throttle_burst >= 1 and math.isfinite(self.throttle_burst)),
+               "throttle_burst must be >= 1 request")
+        _check(self.throttle_window > 0 and math.isfinite(self.throttle_window),
+               "throttle_window must be > 0 seconds")
+        self.throttle_steps = tuple((float(at), float(rps)) for at, rps in self.throttle_steps)
+        _check(all(at >= 0 and math.isfinite(at) and rps > 0 and math.isfinite(rps)
+                   for at, rps in self.throttle_steps),
+               "throttle_steps must be (seconds >= 0, rps > 0) pairs")
         _check(self.retry_after is None or self.retry_after >= 0, "retry_after must be >= 0")
         _check_status(self.token_put_status, "token_put_status")
         _check(
@@ -186,30 +220,3 @@ class Counters:
             for (m, s), n in self.requests.items()
             if (method is None or m == method) and (status is None or s == status)
         )
-
-
-class TokenBucket:
-    """The ``throttle_rps`` limiter: ``rate`` requests a second, burst ``max(1, rate / 10)``."""
-
-    __slots__ = ("_burst", "_level", "_rate", "_stamp")
-
-    def __init__(self) -> None:
-        self._rate = 0.0
-        self._burst = 1.0
-        self._level = 0.0
-        self._stamp = 0.0
-
-    def take(self, rate: float, now: float) -> bool:
-        """Take one request's worth at monotonic time ``now``; False when throttled."""
-        if rate != self._rate:
-            # A new rate starts a full bucket, so changing the fault mid-run is predictable.
-            self._rate = rate
-            self._burst = max(1.0, rate / 10)
-            self._level = self._burst
-            self._stamp = now
-        self._level = min(self._burst, self._level + (now - self._stamp) * rate)
-        self._stamp = now
-        if self._level >= 1.0:
-            self._level -= 1.0
-            return True
-        return False

@@ -15,10 +15,12 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from ..errors import IMDSConfigError
 from ..wire import MAX_TOKEN_TTL, MIN_TOKEN_TTL
 from .faults import Faults, TraceEntry
 from .schedule import CREDENTIAL_OVERLAP, SPOT_ACTIONS
 from .server import Emulator
+from .throttle import SHAPES
 
 __all__ = [
     "add_serve_arguments",
@@ -107,7 +109,35 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     faults.add_argument("--max-connections", type=_number(1, kind=int), metavar="N",
                         help="simultaneous connections; the excess is closed unanswered")
     faults.add_argument("--seed", type=int, help="seed for repeatable random faults")
+    _add_throttle_arguments(parser)
     _add_schedule_arguments(parser)
+
+
+def _throttle_step(text: str) -> tuple[float, float]:
+    """An argparse ``type``: ``SECONDS:RPS``, a rate from SECONDS after the first request."""
+    at, sep, rps = text.partition(":")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"must be SECONDS:RPS, not {text!r}")
+    return _number(0)(at), _number(0, exclusive=True)(rps)
+
+
+def _add_throttle_arguments(parser: argparse.ArgumentParser) -> None:
+    shape = parser.add_argument_group(
+        "throttle shape (with --throttle-rps; aioimds.emulator.throttle)")
+    shape.add_argument("--throttle-shape", choices=SHAPES, default="bucket",
+                       help="bucket: a token bucket (default); fixed-window: at most RPS x "
+                            "WINDOW requests per window; sliding-window: as many in any "
+                            "trailing window")
+    shape.add_argument("--throttle-burst", type=_number(1), metavar="REQUESTS",
+                       help="the token bucket's size (default: max(1, RPS / 10))")
+    shape.add_argument("--throttle-window", type=_number(0, exclusive=True), default=1.0,
+                       metavar="SECONDS", help="seconds of a window (default: 1)")
+    shape.add_argument("--throttle-drop", action="store_true",
+                       help="close refused connections without an answer instead of 429")
+    shape.add_argument("--throttle-step", type=_throttle_step, action="append", default=[],
+                       metavar="SECONDS:RPS",
+                       help="allow RPS from SECONDS after the first request on (repeatable: "
+                            "--throttle-step 2:100 --throttle-step 4:200 halves 200 for 2 s)")
 
 
 def _add_schedule_arguments(parser: argparse.ArgumentParser) -> None:
@@ -150,11 +180,26 @@ def schedule_from_args(emulator: Emulator, args: argparse.Namespace) -> None:
 
 
 def faults_from_args(args: argparse.Namespace) -> Faults:
-    """The :class:`Faults` the parsed ``serve`` options ask for."""
+    """The :class:`Faults` the parsed ``serve`` options ask for.
+
+    Raises :class:`~aioimds.IMDSConfigError` for a throttle-shape option without
+    ``--throttle-rps``.
+    """
+    shaped = (args.throttle_shape != "bucket" or args.throttle_burst is not None
+              or args.throttle_window != 1.0 or args.throttle_drop or args.throttle_step)
+    if shaped and args.throttle_rps is None:
+        raise IMDSConfigError("the throttle shape options (--throttle-shape, --throttle-burst, "
+                              "--throttle-window, --throttle-drop, --throttle-step) need "
+                              "--throttle-rps")
     return Faults(
         jitter=args.jitter_ms / 1000,
         error_rate=args.error_rate,
         throttle_rps=args.throttle_rps,
+        throttle_shape=args.throttle_shape,
+        throttle_burst=args.throttle_burst,
+        throttle_window=args.throttle_window,
+        throttle_drop=args.throttle_drop,
+        throttle_steps=tuple(args.throttle_step),
         retry_after=args.retry_after,
         drop_rate=args.drop_rate,
         hold_token_put=args.hold_token_put,

@@ -29,11 +29,12 @@ from .. import clock
 from ..snapshot import TEXT_PLAIN, Record
 from ..wire import REDACTED
 from .editing import SnapshotSource, TreeEditing, load_snapshot
-from .faults import Counters, Faults, PathFault, TokenBucket, TraceEntry
+from .faults import Counters, Faults, PathFault, TraceEntry
 from .identity import DOCUMENT, IdentitySigner
 from .resolve import PathResolver, without_instance_tags
 from .schedule import Scheduler
 from .thread import START_TIMEOUT, BackgroundLoop
+from .throttle import Throttle
 from .tokens import TokenStore, parse_ttl
 from .wire import (
     SERVER,
@@ -183,7 +184,7 @@ class Emulator(TreeEditing):
         self.counters = Counters()
         self._rng = random.Random(seed)
         self._store = TokenStore()
-        self._bucket = TokenBucket()
+        self._throttle = Throttle()
         self._runner: web.ServerRunner | None = None
         self._url: str | None = None
         self._port: int | None = None
@@ -400,9 +401,13 @@ class Emulator(TreeEditing):
             return None
         if faults.drop_rate and self._rng.random() < faults.drop_rate:
             return None
-        if faults.throttle_rps is not None and not self._bucket.take(
-            faults.throttle_rps, clock.now()
+        if faults.throttle_rps is not None and not self._throttle.admit(
+            faults.throttle_rps, clock.now(), shape=faults.throttle_shape,
+            burst=faults.throttle_burst, window=faults.throttle_window,
+            steps=faults.throttle_steps,
         ):
+            if faults.throttle_drop:
+                return None
             if faults.retry_after is None:
                 return await self._error(429)
             return await self._error(429, {"Retry-After": f"{faults.retry_after:g}"})
