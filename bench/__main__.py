@@ -7,8 +7,9 @@ figures to ``bench/results/latest.json`` (``--json``).
 Scenarios: ``a`` dumps next to the baselines, ``b`` get() overhead, ``c`` token single-flight,
 ``d`` throttled dump, ``e`` scale and import time, ``f`` crawl concurrency sweep, ``g`` an async
 service's load (single flight and the typed cache), ``h`` the dump with speculation against
-``speculate=False``. The exit status
-is 1 when a target is missed (a report, not a test: nothing in CI runs it).
+``speculate=False``, ``i`` the throttle matrix (every limiter shape), ``j`` TCP segments and
+connections per dump (in a private network namespace). The exit status is 1 when a target is
+missed (a report, not a test: nothing in CI runs it).
 """
 
 from __future__ import annotations
@@ -33,12 +34,14 @@ from .dumps import DumpLine, SweepLine, dumps, format_dumps, format_sweep, sweep
 from .load import overhead, single_flight, throttled
 from .report import Row, format_table, write_json
 from .scale import imports, scale
+from .segments import SegmentLine, format_segments, segments
 from .service import service
 from .speculation import SpecLine, format_speculation, speculation
+from .throttle import ThrottleLine, format_throttle, throttle_matrix
 
 RESULTS = Path(__file__).parent / "results" / "latest.json"
 """Default JSON output (gitignored: the README's table is the record)."""
-SCENARIOS = "abcdefgh"
+SCENARIOS = "abcdefghij"
 """Every scenario, in the order they run."""
 DEFAULT_REPEAT = 5
 """Runs per measurement; slow scenarios cap their own."""
@@ -84,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     lines: list[DumpLine] = []
     swept: list[SweepLine] = []
     guessed: list[SpecLine] = []
+    matrix: list[ThrottleLine] = []
+    counted: list[SegmentLine] = []
 
     async def run_a(s: Settings) -> list[Row]:
         found, detail = await dumps(s)
@@ -102,18 +107,31 @@ def main(argv: list[str] | None = None) -> int:
         guessed.extend(detail)
         return found
 
+    async def run_i(s: Settings) -> list[Row]:
+        found, detail = await throttle_matrix(s)
+        matrix.extend(detail)
+        return found
+
+    async def run_j(s: Settings) -> list[Row]:
+        found, detail = await segments(s)
+        counted.extend(detail)
+        return found
+
     steps: dict[str, Callable[[Settings], Coroutine[Any, Any, list[Row]]]] = {
         "a": run_a, "b": overhead, "c": single_flight, "d": throttled, "e": run_e, "f": run_f,
-        "g": service, "h": run_h}
+        "g": service, "h": run_h, "i": run_i, "j": run_j}
     meta = machine()
+    meta["load_before"] = os.getloadavg()
     started = time.monotonic()
     for key in chosen:
         print(f"scenario {key} ...", file=sys.stderr, flush=True)
         rows += asyncio.run(steps[key](settings))
     meta.update(repeat=settings.repeat, quick=settings.quick, only="".join(chosen),
-                concurrency=settings.concurrency, seconds=round(time.monotonic() - started, 1))
+                concurrency=settings.concurrency, seconds=round(time.monotonic() - started, 1),
+                load_after=os.getloadavg())
+    load = "/".join(f"{x:.1f}" for x in meta["load_before"])
     print(f"machine: {meta['nproc']} x {meta['cpu']}, Python {meta['python']}, "
-          f"aiohttp {meta['aiohttp']}; {meta['seconds']} s\n")
+          f"aiohttp {meta['aiohttp']}; {meta['seconds']} s; load average before {load}\n")
     print(format_table(rows))
     if lines:
         print("\nScenario a, each tree at each latency (medians):\n\n" + format_dumps(lines))
@@ -122,8 +140,16 @@ def main(argv: list[str] | None = None) -> int:
     if guessed:
         print("\nScenario h, dump with and without speculation (medians):\n\n"
               + format_speculation(guessed))
-    write_json(rows, args.json, meta, [line.to_json() for line in lines]
-               + [line.to_json() for line in swept] + [line.to_json() for line in guessed])
+    if matrix:
+        print("\nScenario i, the throttle matrix (one run each; sequential: one request at a "
+              "time, a connection each, retrying 429s and drops):\n\n" + format_throttle(matrix))
+    if counted:
+        print("\nScenario j, TCP per dump in a private network namespace (both ends):\n\n"
+              + format_segments(counted))
+    write_json(rows, args.json, meta,
+               [line.to_json() for line in lines] + [line.to_json() for line in swept]
+               + [line.to_json() for line in guessed] + [line.to_json() for line in matrix]
+               + [line.to_json() for line in counted])
     missed = [r for r in rows if r.met is False]
     return 1 if missed else 0
 

@@ -15,8 +15,12 @@ so every crawl requests the same paths; the runner checks the counts.
 from __future__ import annotations
 
 import asyncio
+import http.client
+import random
+import time
 import urllib.error
 import urllib.request
+from collections import Counter
 from urllib.parse import quote
 
 import aiohttp
@@ -36,6 +40,12 @@ SAFE = "!$&'()*+,;=:@-._~"
 PUBLIC_KEYS = "/latest/meta-data/public-keys/"
 URLLIB_TIMEOUT = 5.0
 """Seconds per urllib request: generous, the emulator is on loopback."""
+RETRY_BASE = 0.05
+"""Seconds: the retrying sequential crawl's first backoff ceiling (as aioimds' own)."""
+RETRY_CAP = 1.0
+"""Seconds: its largest backoff ceiling."""
+RETRY_PATIENCE = 120.0
+"""Seconds the retrying sequential crawl keeps retrying one request."""
 
 
 def child_path(listing: str, entry: str) -> str:
@@ -52,14 +62,20 @@ def _entries(body: bytes) -> list[str]:
     return [line for line in body.decode("utf-8").split("\n") if line]
 
 
-def sequential_crawl(base_url: str) -> dict[str, bytes]:
+def sequential_crawl(base_url: str, *, retry: bool = False,
+                     seen: Counter[str] | None = None) -> dict[str, bytes]:
     """Walk the tree depth-first, one urllib request (and one new connection) at a time.
 
-    Returns ``path -> body`` of every 200 answer (a 404 leaf maps to ``b""``).
+    Returns ``path -> body`` of every 200 answer (a 404 leaf maps to ``b""``). With ``retry``,
+    a 429 or a connection closed without an answer is retried after an exponential backoff
+    with full jitter (:data:`RETRY_BASE` doubling to :data:`RETRY_CAP`), for up to
+    :data:`RETRY_PATIENCE` seconds, as a careful script would; ``seen`` counts ``"429"``,
+    ``"drop"`` and ``"ok"`` attempts.
     """
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    counts: Counter[str] = Counter() if seen is None else seen
 
-    def call(method: str, path: str, headers: dict[str, str]) -> tuple[int, bytes]:
+    def once(method: str, path: str, headers: dict[str, str]) -> tuple[int, bytes]:
         req = urllib.request.Request(base_url + path, method=method, headers=headers)
         try:
             with opener.open(req, timeout=URLLIB_TIMEOUT) as resp:
@@ -67,6 +83,24 @@ def sequential_crawl(base_url: str) -> dict[str, bytes]:
         except urllib.error.HTTPError as exc:
             with exc:
                 return exc.code, exc.read()
+
+    def call(method: str, path: str, headers: dict[str, str]) -> tuple[int, bytes]:
+        start = time.monotonic()
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                status, body = once(method, path, headers)
+            except (urllib.error.URLError, http.client.HTTPException, OSError):
+                if not retry or time.monotonic() - start > RETRY_PATIENCE:
+                    raise
+                counts["drop"] += 1
+            else:
+                if status != 429 or not retry or time.monotonic() - start > RETRY_PATIENCE:
+                    counts["429" if status == 429 else "ok"] += 1
+                    return status, body
+                counts["429"] += 1
+            time.sleep(random.uniform(0, min(RETRY_CAP, RETRY_BASE * 2 ** (attempt - 1))))
 
     status, token = call("PUT", TOKEN_PATH, {TTL_HEADER: TTL})
     if status != 200:
