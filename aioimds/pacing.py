@@ -78,11 +78,6 @@ class AdaptiveLimit:
         """The pacing rate in requests/s, ``None`` while unpaced."""
         return self.control.rate
 
-    def answered_since(self, when: float) -> bool:
-        """Whether the service accepted a request after ``when`` (seconds on the limit's
-        clock): then a refused attempt sent at ``when`` was throttled, not failed."""
-        return self.control.last_accept > when
-
     def answering(self) -> bool:
         """Whether the service accepted a request lately (see
         :meth:`RateController.answering`): a throttled attempt is then not a failed one."""
