@@ -187,7 +187,7 @@ class IMDSClient(MetadataViews):
                 if limit is not None:
                     limit.release(ticket, throttled=status == 429 or kind is not None,
                                   status=status, counted=ended,
-                                  retry_after=_retry_after(result))
+                                  retry_after=_retry_after(result) if ended else None)
             if isinstance(result, Answer):
                 self._answered = True
                 outcome = Outcome(result.status, put=put)
