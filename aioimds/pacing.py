@@ -149,7 +149,8 @@ class AdaptiveLimit:
                     self._fresh_after = self._sent
                 if self.control.rate is None:
                     self._last_send = now  # pacing starts: the next send one step from now
-                self.control.on_throttled(now, retry_after, sent=sent, fresh=fresh)
+                self.control.on_throttled(now, retry_after, sent=sent, fresh=fresh,
+                                          dropped=status is None)
             else:
                 self.control.on_accepted(now, sent)
         self._dispatch()

@@ -126,6 +126,12 @@ acceptances (a bucket of one token refuses every other request), not a refused s
 tail of a window)."""
 DOUBLING_MAX = 0.5
 """Seconds per doubling while probing, at most (a well-known limit at a low rate)."""
+UNRELATED_SHARE = 0.4
+"""Share of refusals that, still reached after the rate fell :data:`UNRELATED_FALL`-fold in a
+run, says dropped connections do not follow the rate: they are not throttling."""
+UNRELATED_FALL = 4.0
+DROPS_IGNORED = 5.0
+"""Seconds dropped connections are then not taken for throttle signals."""
 ANSWERING = 2.0
 """Seconds: the service counts as answering while it accepted a request this recently."""
 
@@ -198,6 +204,8 @@ class RateController:
         self._clean = 0.0  # the probe's last rate accepted before its refusal; 0: none
         self._share = 0.0  # moving share of refusals among the outcomes of paced sends
         self._idle_at: float | None = None  # since when nothing waits for the schedule
+        self._run_rate = 0.0  # the rate set when the current run began
+        self._drops_ignored_until = -math.inf
         self._interleaved = 0.0  # moving share of refusals that came right after an acceptance
         self._last_refused = False  # whether the latest outcome of a paced send was refused
 
@@ -271,7 +279,8 @@ class RateController:
             self._trim(now)
 
     def on_throttled(self, now: float, retry_after: float | None = None, *,
-                     sent: tuple[float, float] | None = None, fresh: bool = True) -> None:
+                     sent: tuple[float, float] | None = None, fresh: bool = True,
+                     dropped: bool = False) -> None:
         """Record a throttle signal: a 429 (with its ``Retry-After`` seconds, if any) or an
         attempt that got no answer; ``sent`` as for :meth:`on_accepted`.
 
@@ -281,6 +290,8 @@ class RateController:
         if self._origin is None:
             self._origin = now
         self.signals += 1
+        if dropped and now < self._drops_ignored_until:
+            return  # drops were found not to follow the rate (see below)
         if retry_after is not None and retry_after > 0:
             self.pause_until = max(self.pause_until, now + retry_after)
         sent_rate = None if sent is None else sent[1]
@@ -331,6 +342,18 @@ class RateController:
         margin = 1.0 if self._clean and self._punished() else 1.0 + OVERSEND
         # After a probe the limit lies above its clean rate, which refusals bring down.
         self._base = max(MIN_RATE, self._clean, margin * estimate)
+        if started:
+            self._run_rate = self._base
+        elif (dropped and self._share > UNRELATED_SHARE and self._interleaved > INTERLEAVED
+              and self._base < self._run_rate / UNRELATED_FALL):
+            # Connections closed between answers as often at a quarter of the rate as at the
+            # start: not a throttle (a server closing reused connections); stop pacing on
+            # them for a while.
+            self._drops_ignored_until = now + DROPS_IGNORED
+            self.rate = None
+            self._episode = 0
+            self._clean = 0.0
+            return
         self.rate = self._base
 
     def interval(self, now: float) -> float | None:
