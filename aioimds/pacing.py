@@ -69,7 +69,8 @@ class AdaptiveLimit:
 
     @property
     def throttling(self) -> bool:
-        """Whether requests are being paced because the service throttles (read-only)."""
+        """Whether requests are being paced because the service throttles (read-only):
+        speculation sends no guess while it is true."""
         control = self.control
         return control.rate is not None and control.interval(self._clock()) is not None
 
@@ -82,12 +83,6 @@ class AdaptiveLimit:
         """Whether the service accepted a request lately (see
         :meth:`RateController.answering`): a throttled attempt is then not a failed one."""
         return self.control.answering(self._clock())
-
-    @property
-    def throttling(self) -> bool:
-        """Whether requests are being paced because the service throttled (a 429 was met and
-        not yet forgotten): speculation waits while it is true."""
-        return self.rate is not None
 
     def try_acquire(self) -> int | None:
         """A ticket at once when a slot is free, nobody waits and sends are not paced, else

@@ -127,9 +127,10 @@ class GuessSlots(AdaptiveLimit):
         raise GuessNotSent("guess not sent: no free slot, or requests are paced")
 
     def release(self, ticket: int, *, throttled: bool, status: int | None = None,
-                counted: bool = True) -> None:
+                counted: bool = True, retry_after: float | None = None) -> None:
         """Give the slot back to the shared limiter."""
-        self.shared.release(ticket, throttled=throttled, status=status, counted=counted)
+        self.shared.release(ticket, throttled=throttled, status=status, counted=counted,
+                            retry_after=retry_after)
 
 
 @dataclass
