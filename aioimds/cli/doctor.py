@@ -25,7 +25,7 @@ from yarl import URL
 from ..config import DEFAULT_ENDPOINT_IPV4, DEFAULT_ENDPOINT_IPV6
 from ..errors import IMDSConfigError
 from .environment import ContainerPaths, container_evidence, proxies, proxy_bypassed
-from .probes import LATENCY_SAMPLES, PROBE_PATH, THROTTLE_PROBE, Outcome, Prober
+from .probes import DROP_RETRIES, LATENCY_SAMPLES, PROBE_PATH, THROTTLE_PROBE, Outcome, Prober
 from .settings import Settings, open_settings
 
 __all__ = ["CONTAINER_PATHS", "HOP_LIMIT_FIX", "IPV6_PROBE_ENDPOINT", "Report", "diagnose",
@@ -177,43 +177,77 @@ def _tcp_problem(report: Report, settings: Settings, tcp: Outcome) -> None:
             "modify-instance-metadata-options --instance-id ID --http-endpoint enabled"))
 
 
+def _put_refused(report: Report, settings: Settings, put: Outcome, v1: Outcome) -> None:
+    """The token PUT was answered with a status other than 200: name what that status means."""
+    cfg = settings.config
+    status = put.status or 0
+    v1_note = (f"; IMDSv1 fallback is off ({settings.sources['v1_disabled']}), so aioimds "
+               "fails" if cfg.v1_disabled else "")
+    after = (": clients fall back to IMDSv1" + v1_note if v1.status == 200
+             else ", and GETs without a token are not served: no request can get metadata")
+    if status >= 500:
+        report.problems.append(Finding(
+            "token-server-error", f"IMDS answered a server error to the token PUT "
+            f"({put.detail}){after}",
+            "retry later; if it lasts, check the metadata service (or whatever answers at "
+            f"{cfg.base_url})"))
+    elif status in (404, 405):
+        report.problems.append(Finding(
+            "imdsv2-unsupported", f"the token PUT {put.detail}: this endpoint does not support "
+            f"IMDSv2 (session tokens){after}",
+            "use an endpoint that serves IMDSv2 (every EC2 instance does); an emulator or "
+            "proxy in between may not"))
+    else:
+        url = URL(cfg.base_url)
+        host = url.host or ""
+        used = report.environment.get("proxies") or {}
+        fix = "send IMDS requests directly: nothing between this process and IMDS may add " \
+              "X-Forwarded-For (a proxy or a sidecar)"
+        if used and not report.environment.get("no_proxy_covers_endpoint"):
+            fix += f"; for tools that use the proxy variables: export NO_PROXY={host}" \
+                   "${NO_PROXY:+,$NO_PROXY}"
+        why = (". IMDS refuses a PUT carrying X-Forwarded-For (403): a proxy in between is "
+               "the usual cause" if status == 403 else "")
+        report.problems.append(Finding("token-refused", f"the token PUT {put.detail}{after}{why}",
+                                       fix))
+
+
 def _token_problems(report: Report, settings: Settings, put: Outcome, v1: Outcome,
                     with_token: Outcome | None, evidence: list[str]) -> None:
     cfg = settings.config
     v1_note = (f"; IMDSv1 fallback is off ({settings.sources['v1_disabled']}), so aioimds "
                "fails" if cfg.v1_disabled else "")
-    if put.kind in ("no answer", "closed"):
+    if put.kind == "no answer" and v1.status in (200, 401):
         if v1.status == 200:
             report.problems.append(Finding("hop-limit", _hop_limit_text(
                 "the token PUT got no answer while GETs are answered, and the instance allows "
                 "IMDSv1: clients wait one timeout, then fall back to IMDSv1" + v1_note,
                 evidence), HOP_LIMIT_FIX))
-        elif v1.status == 401:
+        else:
             report.problems.append(Finding("hop-limit", _hop_limit_text(
                 "the token PUT got no answer while GETs are answered, and the instance "
                 "requires tokens (401 without one): no request can get metadata", evidence),
                 HOP_LIMIT_FIX))
-        else:
-            report.problems.append(Finding(
-                "no-http-answer", f"the endpoint accepts connections but HTTP requests get no "
-                f"answer (token PUT: {put.detail}; GET: {v1.detail})",
-                "check that the endpoint is an IMDS and that no firewall holds its answers"))
+    elif put.kind == "closed":
+        report.problems.append(Finding(
+            "connection-dropped", f"the endpoint closed the token PUT's connection without an "
+            f"answer, {1 + DROP_RETRIES} times ({put.detail})",
+            "check what listens at the endpoint and whether something in between resets "
+            "connections"))
+    elif put.kind in ("no answer", "error"):
+        report.problems.append(Finding(
+            "no-http-answer", f"the endpoint accepts connections but HTTP requests get no "
+            f"answer (token PUT: {put.detail}; GET: {v1.detail})",
+            "check that the endpoint is an IMDS and that no firewall holds its answers"))
     elif put.status == 400 or 404 in (v1.status, with_token and with_token.status):
         report.problems.append(Finding(
             "not-imds", f"{cfg.base_url} is not an IMDS (token PUT {put.detail}; "
             f"GET {PROBE_PATH} {v1.detail})",
             "point --endpoint (or AWS_EC2_METADATA_SERVICE_ENDPOINT) at an IMDS"))
     elif put.token is None:
-        falls_back = v1.status == 200 and put.status in (403, 404, 405)
-        report.problems.append(Finding(
-            "token-refused",
-            f"the token PUT {put.detail}" + (
-                ": clients fall back to IMDSv1" + v1_note if falls_back
-                else ", and GETs without a token are not served: no request can get metadata")
-            + ". IMDS refuses a PUT carrying X-Forwarded-For (403): a proxy in between is "
-            "the usual cause",
-            "send IMDS requests directly, not through a proxy (NO_PROXY=169.254.169.254)"))
-    elif with_token is not None and with_token.status != 200:
+        _put_refused(report, settings, put, v1)
+    elif with_token is not None and with_token.status not in (200, 429) \
+            and (with_token.status or 0) < 500:
         report.problems.append(Finding(
             "token-rejected", f"the token PUT answered but a GET with its token "
             f"{with_token.detail}",
@@ -243,34 +277,56 @@ async def _unreachable(report: Report, settings: Settings, tcp: Outcome,
     _tcp_problem(report, settings, tcp)
 
 
-async def _probe_tokens(report: Report, p: Prober, settings: Settings,
-                        evidence: list[str]) -> tuple[bool, str | None]:
-    """Token PUT, GET without and with a token; (whether any GET is served, working token)."""
+THROTTLED_FIX = ("send fewer requests at once; cache what does not change (instance id, "
+                 "region)")
+
+
+async def _probe_tokens(report: Report, p: Prober, settings: Settings, evidence: list[str],
+                        seen: dict[str, Outcome]) -> tuple[bool, str | None]:
+    """Token PUT, GET without and with a token; (whether any GET is served, working token).
+
+    Each probe's outcome goes into ``seen`` under its name. A 429 is throttling, not a verdict
+    on tokens: :func:`_answer_notes` reports it."""
     put = await p.token_put()
-    report.probe("token PUT", "ok" if put.token else "fail", put.detail, put.ms)
-    v1 = await p.get(None)
+    seen["token PUT"] = put
+    report.probe("token PUT", "ok" if put.token else "warn" if put.status == 429 else "fail",
+                 put.detail, put.ms)
+    v1 = seen["GET without token"] = await p.get(None)
     v1_words = {200: "answered 200: IMDSv1 allowed",
                 401: "answered 401: IMDSv1 refused, tokens required"}
-    report.probe("GET without token", "ok" if v1.status in v1_words else "fail",
+    report.probe("GET without token", "ok" if v1.status in v1_words
+                 else "warn" if v1.status == 429 else "fail",
                  v1_words.get(v1.status or 0, v1.detail), v1.ms)
     with_token = await p.get(put.token) if put.token else None
     if with_token is None:
         report.probe("GET with token", "skip", "no token")
     else:
-        report.probe("GET with token", "ok" if with_token.kind == "ok" else "fail",
+        seen["GET with token"] = with_token
+        report.probe("GET with token", "ok" if with_token.kind == "ok"
+                     else "warn" if with_token.status == 429 else "fail",
                      with_token.detail, with_token.ms)
-    _token_problems(report, settings, put, v1, with_token, evidence)
+    if put.status != 429:
+        _token_problems(report, settings, put, v1, with_token, evidence)
     token = put.token if with_token is not None and with_token.kind == "ok" else None
-    return token is not None or v1.status == 200, token
+    # A 429 or 5xx is an answer too: the load probes then say how often it happens.
+    served = token is not None or any(
+        out is not None and out.status is not None and (out.status in (200, 429)
+                                                        or out.status >= 500)
+        for out in (v1, with_token))
+    return served, token or put.token
 
 
-async def _probe_load(report: Report, p: Prober, timeout: float, token: str | None) -> float:
-    """Latency and a short burst; returns the median answer time in ms."""
-    median, worst, answered = await p.latency(token)
+async def _probe_load(report: Report, p: Prober, timeout: float, token: str | None,
+                      seen: dict[str, Outcome]) -> tuple[float, dict[str, int]]:
+    """Latency and a short burst; (the median answer time in ms, the burst's counts)."""
+    median, worst, outs = await p.latency(token)
+    for n, out in enumerate(outs, 1):
+        seen[f"latency GET {n}"] = out
+    answered = sum(out.kind == "ok" for out in outs)
     slow = median / 1000 > timeout * SLOW_FRACTION
-    report.probe("latency", "warn" if slow else "ok",
+    report.probe("latency", "warn" if slow or answered < len(outs) else "ok",
                  f"median {median:.2f} ms, max {worst:.2f} ms of {answered}/{LATENCY_SAMPLES} "
-                 "GETs", median)
+                 "GETs answered 200", median)
     if slow:
         report.problems.append(Finding(
             "slow", f"answers take {median:.0f} ms, more than half the {timeout:g} s timeout",
@@ -278,21 +334,43 @@ async def _probe_load(report: Report, p: Prober, timeout: float, token: str | No
             f"{max(2, round(timeout * 4))} (or --timeout)"))
     counts = await p.burst(token)
     throttled = counts["429"] + counts["none"]
-    report.probe("throttle", "warn" if throttled else "ok",
+    report.probe("throttle", "warn" if throttled or counts["5xx"] else "ok",
                  f"{THROTTLE_PROBE} GETs at once: {counts['200']} answered 200, "
-                 f"{counts['429']} 429, {counts['none']} no answer", None)
+                 f"{counts['429']} 429, {counts['5xx']} 5xx, {counts['none']} no answer", None)
     if throttled:
         report.notes.append(Finding(
             "throttled", f"{throttled} of {THROTTLE_PROBE} requests sent at once were throttled "
             "or dropped: the service limits bursts. aioimds paces itself; tools that do not may "
-            "fail", "send fewer requests at once; cache what does not change (instance id, "
-            "region)"))
-    return median
+            "fail", THROTTLED_FIX))
+    return median, counts
+
+
+def _answer_notes(report: Report, seen: dict[str, Outcome], burst: dict[str, int]) -> None:
+    """429s and 5xx answers of the single probes (and 5xx of the burst)."""
+    limited = [name for name, out in seen.items() if out.status == 429]
+    if limited and not any(n.id == "throttled" for n in report.notes):
+        report.notes.append(Finding(
+            "throttled", f"the service throttled {len(limited)} of {len(seen)} single requests "
+            f"(429: {', '.join(limited)}): it limits the request rate. aioimds paces itself "
+            "and retries; tools that do not may fail", THROTTLED_FIX))
+    errors = [name for name, out in seen.items() if out.status and out.status >= 500
+              and name != "token PUT"]
+    total = len(errors) + burst.get("5xx", 0)
+    if total:
+        sent = len(seen) - ("token PUT" in seen) + (THROTTLE_PROBE if burst else 0)
+        report.problems.append(Finding(
+            "server-errors", f"{total} of {sent} GETs were answered with a server error (5xx)"
+            + (f": {', '.join(errors)}" if errors else " in the burst")
+            + ". aioimds retries them, but each costs a retry and a failing service may "
+            "time out", "retry later; if it lasts, check the metadata service"))
 
 
 async def _probe(report: Report, settings: Settings, evidence: list[str],
                  ipv6_endpoint: str | None) -> None:
     cfg = settings.config
+    seen: dict[str, Outcome] = {}
+    burst: dict[str, int] = {}
+    median = 0.0
     async with Prober(cfg.base_url, cfg.timeout, ttl=cfg.token_ttl) as p:
         tcp = await p.tcp()
         report.probe("TCP connect", "ok" if tcp.kind == "ok" else "fail", tcp.detail, tcp.ms)
@@ -300,15 +378,17 @@ async def _probe(report: Report, settings: Settings, evidence: list[str],
             await _unreachable(report, settings, tcp, ipv6_endpoint)
             return
         report.probe("IPv6 endpoint", "skip", "IPv4 answers")
-        served, token = await _probe_tokens(report, p, settings, evidence)
-        if not served:
+        served, token = await _probe_tokens(report, p, settings, evidence, seen)
+        if served:
+            median, burst = await _probe_load(report, p, cfg.timeout, token, seen)
+        else:
             report.probe("latency", "skip", "no request is served")
             report.probe("throttle", "skip", "no request is served")
-            return
-        median = await _probe_load(report, p, cfg.timeout, token)
-    if report.healthy:
+    _answer_notes(report, seen, burst)
+    if report.healthy and served:
         way = "IMDSv2" if token else "IMDSv1"
-        report.summary = f"{cfg.base_url} answers {way} in {median:.1f} ms"
+        report.summary = f"{cfg.base_url} answers {way} " + (
+            f"in {median:.1f} ms" if median else "(throttled: no latency measured)")
 
 
 async def diagnose(settings: Settings, environ: Mapping[str, str], *,
