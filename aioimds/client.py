@@ -241,6 +241,8 @@ class IMDSClient(MetadataViews):
         refreshed = False
         while True:
             ans, token = await self._send("GET", path, tries, tokens=tokens)
+            if token is None and ans.status in (200, 404):
+                tokens.confirm_v1()
             action = retry.classify(Outcome(ans.status))
             if action is retry.Action.DONE:
                 if ans.content_type == "text/html":
