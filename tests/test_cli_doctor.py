@@ -315,3 +315,12 @@ async def test_server_errors_on_gets_are_a_problem() -> None:
     problem = problems(report)["server-errors"]
     assert problem["problem"].startswith("4 of ")
     assert verdicts(report)["latency"] == "warn"
+
+
+async def test_emulator_says_the_config_file_is_not_read() -> None:
+    rc, report = await run("--emulator", env={"AWS_PROFILE": "lab"})
+    config = {row["setting"]: row for row in report["configuration"]}
+    assert rc == 0
+    assert config["config file"] == {"setting": "config file", "value": "not read",
+                                     "source": "--emulator"}
+    assert config["profile"]["value"] == "not read"

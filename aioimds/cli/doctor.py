@@ -105,6 +105,9 @@ def _configuration(settings: Settings, environ: Mapping[str, str]) -> list[dict[
         ("profile", environ.get("AWS_PROFILE") or "default",
          "variable AWS_PROFILE" if environ.get("AWS_PROFILE") else "default"),
     ]
+    if settings.emulator:  # --emulator reads no config file, so no profile either
+        rows[-2:] = [("config file", "not read", "--emulator"),
+                     ("profile", "not read", "--emulator")]
     return [{"setting": s, "value": v, "source": w} for s, v, w in rows]
 
 
