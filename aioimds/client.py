@@ -40,13 +40,16 @@ from .transport import Answer, Transport, no_answer
 from .typed import MetadataViews, parse_json
 from .wire import TOKEN_HEADER, TOKEN_PATH, TTL_HEADER
 
-__all__ = ["CRAWL_ATTEMPTS", "MAX_CONNECTIONS", "IMDSClient"]
+__all__ = ["CRAWL_ATTEMPTS", "MAX_CONNECTIONS", "NOT_FOUND_MAX_AGE", "IMDSClient"]
 
 _log = logging.getLogger("aioimds")
 _log.addHandler(logging.NullHandler())  # a library logs only where the application says
 
 MAX_CONNECTIONS = 64
 """Most simultaneous connections one client opens; more requests wait for a free one."""
+NOT_FOUND_MAX_AGE = 1.0
+"""Seconds a kept 404 answers reads with a ``max_age`` (``FOREVER`` included): enough to share
+one answer among a burst of reads, short enough that a key added after boot is seen."""
 CRAWL_ATTEMPTS = 8
 """Attempts per request during a dump (at least): a dump makes hundreds of requests, so it
 spends a larger retry budget than one ``get`` to come back complete from a flaky service."""
@@ -241,6 +244,8 @@ class IMDSClient(MetadataViews):
         refreshed = False
         while True:
             ans, token = await self._send("GET", path, tries, tokens=tokens)
+            if token is None and ans.status in (200, 404):
+                tokens.confirm_v1()
             action = retry.classify(Outcome(ans.status))
             if action is retry.Action.DONE:
                 if ans.content_type == "text/html":
@@ -275,7 +280,12 @@ class IMDSClient(MetadataViews):
         if not self.config.cache:
             return await self._flights.run(req, functools.partial(self._fetch, req))
         answers = self._answers
-        kept = answers.get(req, max_age, clock.now())
+        now = clock.now()
+        kept = answers.get(req, max_age, now)
+        if kept is not None and kept.status == 404:
+            # A 404 is kept briefly whatever max_age says: a key missing at boot (a role not
+            # yet attached, a tag not yet on) appears later, and FOREVER would hide it.
+            kept = answers.get(req, min(max_age, NOT_FOUND_MAX_AGE), now)
         if kept is not None:
             return kept
         rec = await self._flights.run(req, functools.partial(self._fetch, req))
@@ -287,7 +297,8 @@ class IMDSClient(MetadataViews):
 
         Concurrent reads of one path share one request and its answer or error. ``max_age``
         (seconds, or :data:`~aioimds.coalesce.FOREVER`) accepts an answer this client got at
-        most that long ago (a 404 included) instead of a new request; ``None`` (default)
+        most that long ago (a 404 only up to :data:`NOT_FOUND_MAX_AGE`) instead of a new
+        request; ``None`` (default)
         always asks the service. With ``cache=False`` every read asks.
 
         Raises: :class:`~aioimds.IMDSNotFoundError` for 404, other IMDSError subclasses;

@@ -170,6 +170,7 @@ class IMDSConfig:
         environ: Mapping[str, str] | None = None,
         *,
         profile: str | None = None,
+        profile_origin: str = "profile=",
         config_file: bool = True,
         **overrides: Any,
     ) -> IMDSConfig:
@@ -179,6 +180,8 @@ class IMDSConfig:
             environ: the environment variables to read.
             profile: the config-file profile to read; default ``AWS_PROFILE``, else
                 ``default``.
+            profile_origin: where ``profile`` came from, for the message of a profile that
+                exists nowhere (the CLI passes ``"--profile"``).
             config_file: ``False`` reads no file at all (the CLI's ``--emulator``).
             overrides: any field name; they win over both; ``None`` values are ignored.
 
@@ -186,7 +189,8 @@ class IMDSConfig:
         a profile that exists nowhere, or the file and line of a malformed config file.
         """
         env = os.environ if environ is None else environ
-        file_values = _read_config_file(env, profile) if config_file else {"": "no file"}
+        file_values = _read_config_file(env, profile, profile_origin) if config_file \
+            else {"": "no file"}
         values: dict[str, Any] = {}
         for name, (var, key) in _SOURCES.items():
             if overrides.get(name) is not None:
@@ -204,7 +208,8 @@ class IMDSConfig:
 
 
 def setting_sources(environ: Mapping[str, str] | None = None, *, profile: str | None = None,
-                    config_file: bool = True, **overrides: Any) -> dict[str, str]:
+                    profile_origin: str = "profile=", config_file: bool = True,
+                    **overrides: Any) -> dict[str, str]:
     """Where :meth:`IMDSConfig.from_environment` with the same arguments takes each setting
     read from outside (the keys of the table in DESIGN.md section 5) from, by the same
     precedence: ``"argument"``, ``"variable NAME"``, ``"KEY in [SECTION] of FILE"`` or
@@ -214,7 +219,8 @@ def setting_sources(environ: Mapping[str, str] | None = None, *, profile: str | 
     a profile that exists nowhere.
     """
     env = os.environ if environ is None else environ
-    file_values = _read_config_file(env, profile) if config_file else {"": "no file"}
+    file_values = _read_config_file(env, profile, profile_origin) if config_file \
+        else {"": "no file"}
     out: dict[str, str] = {}
     for name, (var, key) in _SOURCES.items():
         if overrides.get(name) is not None:
@@ -235,7 +241,8 @@ def _is_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _read_config_file(env: Mapping[str, str], profile: str | None) -> dict[str, str]:
+def _read_config_file(env: Mapping[str, str], profile: str | None,
+                      origin: str = "profile=") -> dict[str, str]:
     """The IMDS keys of the active profile; key ``""`` holds a description for messages."""
     path = env.get("AWS_CONFIG_FILE") or os.path.join(os.path.expanduser("~"), ".aws", "config")
     named = profile if profile is not None else env.get("AWS_PROFILE") or None
@@ -247,10 +254,12 @@ def _read_config_file(env: Mapping[str, str], profile: str | None) -> dict[str, 
         out[""] = f"[{section}] of {path}"
         return out
     if named is not None and name != "default" and not _in_credentials_file(env, name):
-        source = "profile=" if profile is not None else "AWS_PROFILE"
+        source = f"from {origin}" if profile is not None else "from AWS_PROFILE"
+        undo = f"check the name given to {origin}" if profile is not None \
+            else "check the name, or unset AWS_PROFILE"
         raise IMDSConfigError(
             f"the profile {name!r} ({source}) is not in the AWS config file {path} nor in the "
-            "shared credentials file; check the name, or unset AWS_PROFILE")
+            f"shared credentials file; {undo}")
     return {"": path}
 
 

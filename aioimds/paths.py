@@ -43,11 +43,16 @@ _ROOT_LISTINGS = (catalogue.META_DATA.rstrip("/"), catalogue.DYNAMIC.rstrip("/")
 """What ``/latest/`` lists without the trailing ``/`` although they are listings."""
 
 
+def _is_control(c: str) -> bool:
+    """C0 controls, DEL and the C1 controls (U+0080-U+009F, e.g. U+009B, a terminal CSI)."""
+    return ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F
+
+
 def _check_segment(segment: str, where: str) -> None:
     if segment in ("", ".", ".."):
         raise PathError(f"invalid path segment {segment!r}: empty, '.' and '..' are refused",
                         path=where)
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in segment):
+    if any(_is_control(c) for c in segment):
         raise PathError(f"control character in path segment {segment!r}", path=where)
     try:
         segment.encode("utf-8")
@@ -153,9 +158,7 @@ def child_path(listing: str, entry: str) -> str:
         name, is_dir = key[0], True
     if listing == ROOT and name in _ROOT_LISTINGS:
         is_dir = True
-    if name in ("", ".", "..") or "/" in name or any(
-        ord(c) < 0x20 or ord(c) == 0x7F for c in name
-    ):
+    if name in ("", ".", "..") or "/" in name or any(_is_control(c) for c in name):
         raise IMDSResponseError(
             f"listing has an entry {entry!r} that does not name a child; refusing to follow it",
             path=listing,

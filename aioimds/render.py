@@ -101,13 +101,24 @@ def _flat_value(rec: Record) -> str:
         return "base64:" + base64.b64encode(rec.body).decode("ascii")
     simple = (text != "" and text.isprintable() and text == text.strip()
               and not text.startswith(('"', "base64:")))
-    return text if simple else json.dumps(text, ensure_ascii=False)
+    return text if simple else _escape_c1(json.dumps(text, ensure_ascii=False))
+
+
+def _escape_c1(text: str) -> str:
+    """JSON text with DEL and the C1 controls escaped too (``json.dumps`` leaves them raw, and
+    U+009B is a terminal's CSI)."""
+    return "".join(f"\\u{ord(c):04x}" if 0x7F <= ord(c) <= 0x9F else c for c in text)
+
+
+def _flat_path(path: str) -> str:
+    text = unquote(path[len(ROOT):])
+    return text if text.isprintable() else _escape_c1(json.dumps(text, ensure_ascii=False))
 
 
 def flat_lines(snapshot: Snapshot) -> list[str]:
     """The flat view: ``path: value`` for every leaf that answered 200, in path order."""
     return [
-        f"{unquote(path[len(ROOT):])}: {_flat_value(rec)}"
+        f"{_flat_path(path)}: {_flat_value(rec)}"
         for path, rec in snapshot.items()
         if rec.status == 200 and not is_listing(path) and path.startswith(ROOT)
     ]

@@ -162,6 +162,7 @@ class TokenSession:
         self._v1_until = 0.0
         self.fallback_reason: IMDSError | None = None
         """The token PUT's error that started the current IMDSv1 fallback."""
+        self._unannounced: IMDSError | None = None  # a fallback no token-less answer confirmed
         self.puts = 0
         """How many token PUTs this session started."""
 
@@ -208,8 +209,10 @@ class TokenSession:
                 raise
             if not self._v1_allowed:
                 raise _strict_error(exc) from exc
-            _log.warning("token PUT failed (%s); using IMDSv1 for %.0f s",
-                         exc.message, V1_FALLBACK_SECONDS)
+            # Warned once a token-less request is answered (confirm_v1): a 401 ends the
+            # fallback at once and its error says why, so "using IMDSv1" would be untrue.
+            _log.debug("token PUT failed (%s); trying IMDSv1", exc.message)
+            self._unannounced = exc
             self._v1_until = self._clock() + V1_FALLBACK_SECONDS
             self.fallback_reason = exc
             return None
@@ -219,10 +222,19 @@ class TokenSession:
             self._token = None  # granted TTL 0: this request only
         return value
 
+    def confirm_v1(self) -> None:
+        """A token-less request was answered (not 401): the IMDSv1 fallback works. Logs the
+        warning of the fallback decision, once per decision."""
+        exc, self._unannounced = self._unannounced, None
+        if exc is not None and self._in_v1():
+            _log.warning("token PUT failed (%s); using IMDSv1 for %.0f s",
+                         exc.message, V1_FALLBACK_SECONDS)
+
     def invalidate(self, token: str | None) -> None:
         """Forget ``token`` (the service answered 401 to it); a newer token is kept. ``None``
         (a token-less request answered 401) ends the IMDSv1 fallback."""
         if token is None:
+            self._unannounced = None
             self._v1_until = 0.0
         elif self._token is not None and self._token[0] == token:
             self._token = None

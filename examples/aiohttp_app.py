@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
-from aioimds import IMDSClient
+from aioimds import IMDSClient, IMDSError
 
 IMDS = web.AppKey("imds", IMDSClient)
 
@@ -59,14 +60,26 @@ def make_app(endpoint: str | None = None) -> web.Application:
     return app
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--endpoint", help="IMDS endpoint (default: from the environment)")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--host", default="127.0.0.1", help="address to serve on")
+    parser.add_argument("--port", type=int, default=8080, help="port to serve on")
     args = parser.parse_args()
-    web.run_app(make_app(args.endpoint), host=args.host, port=args.port)
+    try:
+        web.run_app(make_app(args.endpoint), host=args.host, port=args.port)
+    except (IMDSError, RuntimeError) as exc:
+        # One line, in this program's own terms: the library's message may suggest options of
+        # the aioimds CLI (--emulator) that this program does not have.
+        where = args.endpoint or "the endpoint of the environment"
+        status = f", status {exc.status}" if isinstance(exc, IMDSError) and exc.status else ""
+        print(f"{parser.prog}: error: cannot read the region and instance id from IMDS at "
+              f"{where} ({type(exc).__name__}{status}); start an emulator (aioimds serve) and "
+              "pass --endpoint http://127.0.0.1:PORT, or check the instance's metadata "
+              "options", file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

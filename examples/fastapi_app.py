@@ -1,7 +1,8 @@
 """A FastAPI service with one IMDSClient for its life: a lifespan opens it, a dependency yields it.
 
     pip install 'aioimds[examples]' uvicorn
-    AWS_EC2_METADATA_SERVICE_ENDPOINT=http://127.0.0.1:1338 uvicorn fastapi_app:app
+    export AWS_EC2_METADATA_SERVICE_ENDPOINT=http://127.0.0.1:1338
+    uvicorn --app-dir examples fastapi_app:app          # from the repository root
     python examples/fastapi_app.py --endpoint http://127.0.0.1:1338 --port 8080   # the same
     curl http://127.0.0.1:8080/   ->  {"region": "ap-northeast-1", "instance_id": "i-...", ...}
 
@@ -70,7 +71,7 @@ def make_app(endpoint: str | None = None) -> FastAPI:
 
 
 app = make_app()
-"""For ``uvicorn fastapi_app:app`` (the endpoint from the environment)."""
+"""For ``uvicorn --app-dir examples fastapi_app:app`` (the endpoint from the environment)."""
 
 
 def main() -> None:

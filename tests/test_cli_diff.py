@@ -111,3 +111,27 @@ def test_exit_2_on_trouble_as_a_process(tree: Path) -> None:
     for out in (missing, bad, both, unreachable):
         assert out.returncode == 2 and b"Traceback" not in out.stderr, out.stderr
     assert b"missing.json" in missing.stderr and b"incomplete dump" in unreachable.stderr
+
+
+async def test_a_changed_listing_shows_the_entries_added_and_removed(
+        tree: Path, tmp_path: Path) -> None:
+    base = Snapshot.load(tree)
+    listing = "/latest/meta-data/"
+    entries = base[listing].body.decode().splitlines()
+    new = [e for e in entries if e != "ami-id"] + ["new-leaf"]
+    other = tmp_path / "b.json"
+    changed(base, listing, "\n".join(new)).save(other)
+    rc, out = await diff(str(tree), str(other))
+    assert rc == 1
+    assert out.splitlines() == [f"~ {listing}: +new-leaf, -ami-id"]
+
+
+async def test_a_nested_json_dump_is_refused_with_the_snapshot_command(
+        tree: Path, tmp_path: Path) -> None:
+    from aioimds.cli.diff import DiffTrouble
+    nested = tmp_path / "dump.json"
+    nested.write_text(json.dumps({"meta-data": {"ami-id": "ami-1"}}))
+    with pytest.raises(DiffTrouble) as err:
+        await diff(str(nested), str(tree))
+    assert str(err.value).startswith(f"{nested}: not a snapshot")
+    assert "aioimds dump -f snapshot" in str(err.value)

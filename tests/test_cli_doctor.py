@@ -238,3 +238,89 @@ def test_doctor_text_report_ends_with_one_verdict_line_as_a_process() -> None:
     lines = out.stdout.decode().splitlines()
     assert lines[0] == "configuration" and lines[-1].startswith("verdict: healthy: ")
     assert sum(line.startswith("verdict:") for line in lines) == 1
+
+
+@pytest.mark.parametrize("rps", [20.0, 5.0])
+async def test_429_on_any_probe_is_a_throttled_note_and_exit_0(rps: float) -> None:
+    async with Emulator(faults=Faults(throttle_rps=rps)) as emu:
+        rc, report = await run("--endpoint", emu.url)
+    assert report["problems"] == [] and rc == 0
+    assert "throttled" in {n["id"] for n in report["notes"]}
+    assert "warn" in {v for k, v in verdicts(report).items() if k.startswith("GET")} or \
+        verdicts(report)["throttle"] == "warn"
+
+
+async def test_a_single_429_probe_without_a_burst_429_is_still_a_note() -> None:
+    # The GET without a token answers 429; everything after it is served.
+    faults = Faults(path_faults=[PathFault(PROBE_PATH, status=429, count=1)])
+    async with Emulator(tokens="optional", faults=faults) as emu:
+        rc, report = await run("--endpoint", emu.url)
+    assert rc == 0 and report["problems"] == []
+    assert verdicts(report)["GET without token"] == "warn"
+    note = {n["id"]: n for n in report["notes"]}["throttled"]
+    assert "GET without token" in note["problem"]
+
+
+async def test_token_put_5xx_is_a_server_error_not_a_proxy() -> None:
+    async with Emulator(faults=Faults(token_put_status=500)) as emu:
+        rc, report = await run("--endpoint", emu.url)
+    assert rc == 1
+    (problem,) = report["problems"]
+    assert problem["id"] == "token-server-error"
+    assert "server error to the token PUT" in problem["problem"]
+    assert "retry later" in problem["fix"]
+    assert "proxy" not in problem["problem"] + problem["fix"]
+    assert "NO_PROXY" not in problem["fix"]
+
+
+@pytest.mark.parametrize("status", [404, 405])
+async def test_token_put_404_405_says_imdsv2_unsupported(status: int) -> None:
+    async with Emulator(tokens="optional", faults=Faults(token_put_status=status)) as emu:
+        rc, report = await run("--endpoint", emu.url)
+    assert rc == 1
+    problem = problems(report)["imdsv2-unsupported"]
+    assert f"answered {status}" in problem["problem"] and "IMDSv2" in problem["problem"]
+
+
+async def test_token_put_403_names_no_proxy_for_the_endpoint_only_when_a_proxy_is_set() -> None:
+    async with Emulator(faults=Faults(token_put_status=403)) as emu:
+        _, plain = await run("--endpoint", emu.url)
+        _, proxied = await run("--endpoint", emu.url,
+                               env={"HTTP_PROXY": "http://127.0.0.1:3128"})
+    fix = problems(plain)["token-refused"]["fix"]
+    assert "X-Forwarded-For" in fix and "NO_PROXY" not in fix
+    fix = problems(proxied)["token-refused"]["fix"]
+    assert "NO_PROXY=127.0.0.1" in fix and "169.254.169.254" not in fix
+
+
+async def test_a_dropped_token_put_is_retried_not_called_a_hop_limit() -> None:
+    # The first PUT's connection is closed without an answer; the retry is answered.
+    async with Emulator(faults=Faults(drop_rate=0.3), seed=1) as emu:
+        _, report = await run("--endpoint", emu.url, "--timeout", TIMEOUT)
+        dropped_puts = emu.counters.token_puts
+    assert "hop-limit" not in problems(report)
+    assert verdicts(report)["token PUT"] == "ok"
+    assert dropped_puts == 2  # the dropped one and its retry
+
+
+async def test_server_errors_on_gets_are_a_problem() -> None:
+    # The GET with the token and 3 of the 5 latency GETs answer 500.
+    faults = Faults(path_faults=[PathFault(PROBE_PATH, count=1),
+                                 PathFault(PROBE_PATH, status=500, count=1),
+                                 PathFault(PROBE_PATH, count=1),
+                                 PathFault(PROBE_PATH, status=500, count=3)])
+    async with Emulator(faults=faults) as emu:
+        rc, report = await run("--endpoint", emu.url)
+    assert rc == 1
+    problem = problems(report)["server-errors"]
+    assert problem["problem"].startswith("4 of ")
+    assert verdicts(report)["latency"] == "warn"
+
+
+async def test_emulator_says_the_config_file_is_not_read() -> None:
+    rc, report = await run("--emulator", env={"AWS_PROFILE": "lab"})
+    config = {row["setting"]: row for row in report["configuration"]}
+    assert rc == 0
+    assert config["config file"] == {"setting": "config file", "value": "not read",
+                                     "source": "--emulator"}
+    assert config["profile"]["value"] == "not read"

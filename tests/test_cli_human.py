@@ -159,6 +159,7 @@ async def test_an_unwritable_output_fails_before_any_request(
                                str(tmp_path / "no-such-dir" / "tree.json"))
         sent = emu.counters.total()
     assert rc == 2 and "no-such-dir" in err and sent == 0
+    assert str(tmp_path / "no-such-dir" / "tree.json") in err and ".aioimds-" not in err
 
 
 async def test_include_secrets_file_is_0600_and_others_follow_the_umask(

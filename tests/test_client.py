@@ -14,6 +14,7 @@ from aioimds import (
     IMDSHTTPError,
     IMDSNotFoundError,
     IMDSResponseError,
+    IMDSTokenError,
     PathError,
     Record,
 )
@@ -197,3 +198,32 @@ async def test_overall_deadline_stops_the_retries() -> None:
     assert info.value.status == 503 and "after retries" in str(info.value)
     assert elapsed < 0.4 + 0.2
     assert 2 <= len([t for t in emu.counters.trace if t.path == path]) < 1000
+
+
+def _fallback_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records
+            if r.levelno == logging.WARNING and "using IMDSv1" in r.getMessage()]
+
+
+async def test_fallback_warned_once_when_imdsv1_answers(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING)
+    async with Emulator(tokens="optional", faults=Faults(token_put_status=500)) as emu:
+        async with IMDSClient(endpoint=emu.url) as imds:
+            await imds.get("meta-data/ami-id")
+            await imds.get("meta-data/instance-id")
+    (warning,) = _fallback_warnings(caplog)
+    assert "answered 500" in warning and "for 300 s" in warning
+
+
+async def test_no_fallback_warning_when_the_token_less_get_answers_401(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING)
+    async with Emulator(tokens="required", faults=Faults(token_put_status=500)) as emu:
+        async with IMDSClient(endpoint=emu.url) as imds:
+            with pytest.raises(IMDSTokenError) as err:
+                await imds.get("meta-data/ami-id")
+    assert err.value.status == 401 and "answered 500" in str(err.value)
+    assert _fallback_warnings(caplog) == []

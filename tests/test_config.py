@@ -85,9 +85,10 @@ def test_a_profile_found_nowhere_is_a_clear_config_error(tmp_path: Path) -> None
     path = write_config(tmp_path, "[default]\nmetadata_service_timeout = 2\n")
     env = {"AWS_CONFIG_FILE": path, "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
            "AWS_PROFILE": "nope"}
-    with pytest.raises(IMDSConfigError, match=r"profile 'nope' \(AWS_PROFILE\) is not in"):
+    with pytest.raises(IMDSConfigError, match=r"profile 'nope' \(from AWS_PROFILE\) is not in"):
         IMDSConfig.from_environment(env)
-    with pytest.raises(IMDSConfigError, match=r"profile 'ci' \(profile=\)"):
+    with pytest.raises(IMDSConfigError,
+                       match=r"profile 'ci' \(from profile=\).*check the name given to profile=$"):
         IMDSConfig.from_environment(env, profile="ci")
 
 

@@ -312,3 +312,25 @@ async def test_run_serve_raises_for_a_bad_snapshot_file(tmp_path) -> None:
         await run_serve(serve_args("--snapshot", str(bad)), print)
     with pytest.raises(OSError):
         await run_serve(serve_args("--snapshot", str(tmp_path / "missing.json")), print)
+
+
+@pytest.mark.parametrize(("host", "warns"), [
+    ("127.0.0.1", False), ("127.0.0.2", False), ("::1", False), ("[::1]", False),
+    ("localhost", False), ("0.0.0.0", True), ("::", True), ("10.1.2.3", True),
+    ("imds.example", True),
+])
+def test_a_non_loopback_host_is_warned_about(host: str, warns: bool) -> None:
+    from aioimds.emulator.serve import exposure_warning
+    warning = exposure_warning(host)
+    assert (warning is not None) == warns
+    if warning is not None:
+        assert host in warning and "fake credentials" in warning
+
+
+async def test_run_serve_warns_on_stderr_before_binding_a_non_loopback_host(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # 192.0.2.1 (TEST-NET-1) is on no interface: the bind fails, no packet is sent.
+    with pytest.raises(OSError):
+        await run_serve(serve_args("--host", "192.0.2.1", "--port", "0"), print)
+    err = capsys.readouterr().err
+    assert err.startswith("aioimds: warning: serving on 192.0.2.1, not a loopback address")

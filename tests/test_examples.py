@@ -161,3 +161,14 @@ async def test_s3_example_hands_the_emulator_credentials_to_aiobotocore(
     assert {t.path for t in imds_environment.counters.trace} <= {
         "/latest/api/token", "/latest/meta-data/iam/security-credentials/",
         "/latest/meta-data/iam/security-credentials-extended/aioimds-demo-role", ROLE_DOCUMENT}
+
+
+def test_aiohttp_app_with_a_dead_endpoint_fails_with_one_line_and_exit_1() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed once the block ends: nothing listens there
+    out = run("aiohttp_app.py", "--endpoint", f"http://127.0.0.1:{port}", "--port", "0")
+    assert out.returncode == 1
+    (line,) = out.stderr.splitlines()
+    assert line.startswith("aiohttp_app.py: error: cannot read the region and instance id")
+    assert f"http://127.0.0.1:{port}" in line and "--emulator" not in line

@@ -96,3 +96,15 @@ def test_child_path_refuses_entries_that_leave_the_listing(entry: str) -> None:
     with pytest.raises(IMDSResponseError) as info:
         child_path("/latest/meta-data/", entry)
     assert info.value.path == "/latest/meta-data/"
+
+
+@pytest.mark.parametrize("char", ["\x80", "\x9b", "\x9f", "\x7f", "\x1b"])
+def test_c0_and_c1_control_characters_are_refused_in_segments(char: str) -> None:
+    with pytest.raises(PathError, match="control character"):
+        request_path(f"meta-data/a{char}b")
+    with pytest.raises(IMDSResponseError, match="does not name a child"):
+        child_path("/latest/meta-data/", f"a{char}b")
+
+
+def test_the_first_printable_character_past_c1_is_a_valid_segment() -> None:
+    assert child_path("/latest/meta-data/", "a\xa0b") == "/latest/meta-data/a%C2%A0b"

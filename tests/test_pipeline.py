@@ -386,8 +386,14 @@ async def test_profile_option_and_a_missing_profile(tmp_path: Path) -> None:
         assert (code, out) == (0, b"ap-northeast-1")
         code, _, err = await cli_with({**env, "AWS_PROFILE": "labb"}, "get",
                                       "meta-data/placement/region")
+        opt_code, _, opt_err = await cli_with({**env, "AWS_PROFILE": "lab"}, "--profile",
+                                              "nope", "get", "meta-data/placement/region")
     assert code == 2
-    assert b"profile 'labb' (AWS_PROFILE) is not in the AWS config file" in err
+    assert b"profile 'labb' (from AWS_PROFILE) is not in the AWS config file" in err
+    assert b"unset AWS_PROFILE" in err
+    assert opt_code == 2
+    assert b"profile 'nope' (from --profile) is not in the AWS config file" in opt_err
+    assert b"check the name given to --profile" in opt_err and b"AWS_PROFILE" not in opt_err
 
 
 @pytest.mark.parametrize("mode", ["ipv6", "IPV6", "IPv6"])

@@ -150,3 +150,17 @@ def test_record_repr_never_shows_the_body() -> None:
     rec = small()["/latest/meta-data/iam/security-credentials/role"]
     assert "very/secret+key" not in repr(rec) and "very/secret+key" not in str(rec)
     assert repr(rec) == f"Record(status=200, {len(CREDS.encode())} bytes, text/plain)"
+
+
+def test_flat_and_tree_views_escape_c1_controls_of_values_and_paths() -> None:
+    from aioimds.cli.tree import tree_lines
+    snap = Snapshot.from_json({"format": "imds-snapshot/1", "responses": {
+        "/latest/": {"body": "meta-data"},
+        "/latest/meta-data/": {"body": "csi\nodd%C2%9Bname"},
+        "/latest/meta-data/csi": {"body": "a\u009b31mred\u0085"},
+        "/latest/meta-data/odd%C2%9Bname": {"body": "x"},
+    }})
+    flat = flat_lines(snap)
+    assert flat == ['meta-data/csi: "a\\u009b31mred\\u0085"', '"meta-data/odd\\u009bname": x']
+    tree = "\n".join(tree_lines(snap))
+    assert "\u009b" not in tree and "\u0085" not in tree and "\\x9b" in tree

@@ -152,3 +152,21 @@ def test_the_policy_names_leaves_the_default_tree_serves_and_keeps_the_callers_m
     assert default_max_age("meta-data/instance-id", 5) == 5
     assert default_max_age("meta-data/spot/instance-action") is None
     assert not any(p.startswith("meta-data/iam/") for p in CACHED)  # credentials: own rules
+
+
+async def test_a_404_is_not_kept_for_good_for_a_value_fixed_for_the_instance_life(
+    emulator: Emulator, later: Callable[[float], None],
+) -> None:
+    from aioimds.client import NOT_FOUND_MAX_AGE
+    path = "/latest/meta-data/placement/availability-zone-id"
+    emulator.remove(path)
+    async with IMDSClient(endpoint=emulator.url) as imds:
+        assert await imds.availability_zone_id() is None
+        assert await imds.availability_zone_id() is None  # within the short keep: no request
+        assert gets(emulator, path) == 1
+        emulator.set_leaf(path, "apne1-az4")
+        later(NOT_FOUND_MAX_AGE + 0.5)
+        assert await imds.availability_zone_id() == "apne1-az4"
+        later(86_400)
+        assert await imds.availability_zone_id() == "apne1-az4"  # a 200 is kept for good
+        assert gets(emulator, path) == 2

@@ -10,6 +10,7 @@ Output, one line per path that differs, in path order::
     - /latest/meta-data/old-leaf: its value         (only in A)
     + /latest/meta-data/new-leaf: its value         (only in B)
     ~ /latest/meta-data/placement/region: ap-northeast-1 -> eu-west-1
+    ~ /latest/meta-data/: +new-leaf, -old-leaf      (a listing: entries added, removed)
 
 Values are shortened to one line as in ``dump --format tree``; a 404 record shows as
 ``(404)``. Credential documents are redacted on both sides before comparing, unless
@@ -24,6 +25,7 @@ from typing import BinaryIO
 
 from ..client import IMDSClient
 from ..config import IMDSConfig
+from ..errors import SnapshotFormatError
 from ..paths import ROOT
 from ..render import redact
 from ..snapshot import Record, Snapshot
@@ -63,10 +65,24 @@ def _value(rec: Record | None) -> str:
     return one_line(rec, VALUE_WIDTH)
 
 
+def _entries(rec: Record) -> list[str]:
+    return rec.body.decode("utf-8", "replace").splitlines()
+
+
+def _listing_change(ra: Record, rb: Record) -> str:
+    """The entries a listing gained (``+entry``) and lost (``-entry``), in entry order."""
+    old, new = _entries(ra), _entries(rb)
+    added = [f"+{one_line(Record(e.encode()), VALUE_WIDTH)}" for e in new if e not in old]
+    removed = [f"-{one_line(Record(e.encode()), VALUE_WIDTH)}" for e in old if e not in new]
+    return ", ".join(added + removed) or "entries reordered"
+
+
 def _lines(changes: list[tuple[str, str, Record | None, Record | None]]) -> list[str]:
     lines = []
     for sign, path, ra, rb in changes:
-        if sign == "~":
+        if sign == "~" and path.endswith("/") and ra and rb and ra.status == rb.status == 200:
+            lines.append(f"~ {path}: {_listing_change(ra, rb)}")
+        elif sign == "~":
             va, vb = _value(ra), _value(rb)
             if va == vb:  # the difference is past the shortened part, or in the content type
                 vb += " (differs further on)" if ra and rb and ra.body != rb.body \
@@ -99,11 +115,16 @@ async def _crawl(config: IMDSConfig, side: str) -> Snapshot:
 
 
 async def _side(args: argparse.Namespace, side: str, stdin: BinaryIO) -> Snapshot:
-    if side == "-":
-        return Snapshot.loads(stdin.read())
     if _is_live(side):
         return await _dump(args, side)
-    return Snapshot.load(side)
+    try:
+        return Snapshot.loads(stdin.read()) if side == "-" else Snapshot.load(side)
+    except SnapshotFormatError as exc:
+        if not exc.message.startswith("not a snapshot"):
+            raise
+        # the usual cause: a `dump -o` file, which is nested JSON by default
+        raise DiffTrouble(f"{'stdin' if side == '-' else side}: {exc.message}; write "
+                          "snapshots with `aioimds dump -f snapshot`") from None
 
 
 async def run_diff(args: argparse.Namespace, stdout: BinaryIO, stdin: BinaryIO) -> int:

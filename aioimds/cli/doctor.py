@@ -3,8 +3,9 @@
 It shows the effective configuration and where each value came from, reads the environment
 (proxy variables, ``AWS_EC2_METADATA_DISABLED``, signs of a container), runs the probes of
 :mod:`aioimds.cli.probes` against the configured endpoint, and ends with one verdict line and a
-fix for each problem found. Exit status 0 when healthy, 1 otherwise. Notes (IMDSv1 allowed, a
-throttled burst) are advice and leave the exit status alone.
+fix for each problem found (:mod:`aioimds.cli.findings`). Exit status 0 when healthy, 1
+otherwise. Notes (IMDSv1 allowed, a 429 on any probe or a throttled burst) are advice and leave
+the exit status alone.
 
 The IPv6 probe runs only when IPv4 fails and the endpoint is the default IPv4 one (or when a
 caller sets :data:`IPV6_PROBE_ENDPOINT`, as the tests do): a custom endpoint that fails says
@@ -17,23 +18,28 @@ import argparse
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 from yarl import URL
 
 from ..config import DEFAULT_ENDPOINT_IPV4, DEFAULT_ENDPOINT_IPV6
 from ..errors import IMDSConfigError
 from .environment import ContainerPaths, container_evidence, proxies, proxy_bypassed
-from .probes import LATENCY_SAMPLES, PROBE_PATH, THROTTLE_PROBE, Outcome, Prober
+from .findings import (
+    HOP_LIMIT_FIX,
+    THROTTLED_FIX,
+    Finding,
+    Report,
+    answer_notes,
+    tcp_problem,
+    token_problems,
+)
+from .probes import LATENCY_SAMPLES, THROTTLE_PROBE, Outcome, Prober
 from .settings import Settings, open_settings
 
 __all__ = ["CONTAINER_PATHS", "HOP_LIMIT_FIX", "IPV6_PROBE_ENDPOINT", "Report", "diagnose",
            "run_doctor"]
 
-HOP_LIMIT_FIX = ("aws ec2 modify-instance-metadata-options --instance-id ID "
-                 "--http-put-response-hop-limit 2")
-"""The fix for a token PUT whose answer is dropped one hop short (a container)."""
 CONTAINER_PATHS = ContainerPaths()
 """Where the container check looks; tests replace it."""
 IPV6_PROBE_ENDPOINT: str | None = None
@@ -42,52 +48,6 @@ only for the default IPv4 endpoint. Tests set it to an emulator on ``::1``."""
 SLOW_FRACTION = 0.5
 """A median answer time above this fraction of the timeout is a problem: one slow answer away
 from timing out."""
-
-
-@dataclass
-class Finding:
-    """A problem (or a note): what is wrong, in one sentence, and what to do."""
-
-    id: str
-    problem: str
-    fix: str
-
-
-@dataclass
-class Report:
-    """Everything doctor found; :meth:`to_json` is the ``--format json`` document."""
-
-    configuration: list[dict[str, str]] = field(default_factory=list)
-    environment: dict[str, Any] = field(default_factory=dict)
-    probes: list[dict[str, Any]] = field(default_factory=list)
-    problems: list[Finding] = field(default_factory=list)
-    notes: list[Finding] = field(default_factory=list)
-    summary: str = ""
-
-    @property
-    def healthy(self) -> bool:
-        """Whether no problem was found."""
-        return not self.problems
-
-    @property
-    def verdict(self) -> str:
-        """The one verdict line."""
-        if self.healthy:
-            return f"healthy: {self.summary}" if self.summary else "healthy"
-        ids = ", ".join(p.id for p in self.problems)
-        return f"{len(self.problems)} problem{'s' if len(self.problems) > 1 else ''}: {ids}"
-
-    def probe(self, name: str, verdict: str, detail: str, ms: float | None = None) -> None:
-        """Record a probe: ``verdict`` is ``ok``, ``fail``, ``warn`` or ``skip``."""
-        self.probes.append({"probe": name, "verdict": verdict, "detail": detail,
-                            "ms": None if ms is None else round(ms, 3)})
-
-    def to_json(self) -> dict[str, Any]:
-        """The report as a JSON object."""
-        return {"healthy": self.healthy, "verdict": self.verdict,
-                "configuration": self.configuration, "environment": self.environment,
-                "probes": self.probes, "problems": [asdict(p) for p in self.problems],
-                "notes": [asdict(n) for n in self.notes]}
 
 
 def _configuration(settings: Settings, environ: Mapping[str, str]) -> list[dict[str, str]]:
@@ -105,6 +65,9 @@ def _configuration(settings: Settings, environ: Mapping[str, str]) -> list[dict[
         ("profile", environ.get("AWS_PROFILE") or "default",
          "variable AWS_PROFILE" if environ.get("AWS_PROFILE") else "default"),
     ]
+    if settings.emulator:  # --emulator reads no config file, so no profile either
+        rows[-2:] = [("config file", "not read", "--emulator"),
+                     ("profile", "not read", "--emulator")]
     return [{"setting": s, "value": v, "source": w} for s, v, w in rows]
 
 
@@ -139,13 +102,6 @@ def _environment(report: Report, endpoint: str, environ: Mapping[str, str],
     return evidence
 
 
-def _hop_limit_text(what: str, evidence: list[str]) -> str:
-    where = (f"this process runs in a container ({'; '.join(evidence)}), and there "
-             if evidence else "inside a container ")
-    return (f"{what}; {where}the usual cause is the instance's hop limit of 1: the PUT's "
-            "answer is dropped one network hop short")
-
-
 async def _probe_ipv6(report: Report, endpoint: str, timeout: float) -> bool:
     async with Prober(endpoint, timeout) as p:
         tcp = await p.tcp()
@@ -157,72 +113,6 @@ async def _probe_ipv6(report: Report, endpoint: str, timeout: float) -> bool:
     report.probe("IPv6 endpoint", "ok" if ok else "fail",
                  f"{endpoint}: token PUT {put.detail}", tcp.ms + put.ms)
     return ok
-
-
-def _tcp_problem(report: Report, settings: Settings, tcp: Outcome) -> None:
-    endpoint = settings.config.base_url
-    if tcp.kind == "refused":
-        report.problems.append(Finding(
-            "connection-refused",
-            f"nothing listens at {endpoint} (connection refused): this is not an EC2 instance, "
-            f"or the endpoint ({settings.endpoint_reason()}) is wrong",
-            "off EC2, run against the embedded emulator with --emulator, or start "
-            "'aioimds serve' and point --endpoint (or AWS_EC2_METADATA_SERVICE_ENDPOINT) at it"))
-    else:
-        report.problems.append(Finding(
-            "no-answer",
-            f"no answer from {endpoint} ({tcp.detail}): not on EC2, or the instance's metadata "
-            "endpoint is turned off",
-            "off EC2, use --emulator or --endpoint; on EC2, turn the endpoint on: aws ec2 "
-            "modify-instance-metadata-options --instance-id ID --http-endpoint enabled"))
-
-
-def _token_problems(report: Report, settings: Settings, put: Outcome, v1: Outcome,
-                    with_token: Outcome | None, evidence: list[str]) -> None:
-    cfg = settings.config
-    v1_note = (f"; IMDSv1 fallback is off ({settings.sources['v1_disabled']}), so aioimds "
-               "fails" if cfg.v1_disabled else "")
-    if put.kind in ("no answer", "closed"):
-        if v1.status == 200:
-            report.problems.append(Finding("hop-limit", _hop_limit_text(
-                "the token PUT got no answer while GETs are answered, and the instance allows "
-                "IMDSv1: clients wait one timeout, then fall back to IMDSv1" + v1_note,
-                evidence), HOP_LIMIT_FIX))
-        elif v1.status == 401:
-            report.problems.append(Finding("hop-limit", _hop_limit_text(
-                "the token PUT got no answer while GETs are answered, and the instance "
-                "requires tokens (401 without one): no request can get metadata", evidence),
-                HOP_LIMIT_FIX))
-        else:
-            report.problems.append(Finding(
-                "no-http-answer", f"the endpoint accepts connections but HTTP requests get no "
-                f"answer (token PUT: {put.detail}; GET: {v1.detail})",
-                "check that the endpoint is an IMDS and that no firewall holds its answers"))
-    elif put.status == 400 or 404 in (v1.status, with_token and with_token.status):
-        report.problems.append(Finding(
-            "not-imds", f"{cfg.base_url} is not an IMDS (token PUT {put.detail}; "
-            f"GET {PROBE_PATH} {v1.detail})",
-            "point --endpoint (or AWS_EC2_METADATA_SERVICE_ENDPOINT) at an IMDS"))
-    elif put.token is None:
-        falls_back = v1.status == 200 and put.status in (403, 404, 405)
-        report.problems.append(Finding(
-            "token-refused",
-            f"the token PUT {put.detail}" + (
-                ": clients fall back to IMDSv1" + v1_note if falls_back
-                else ", and GETs without a token are not served: no request can get metadata")
-            + ". IMDS refuses a PUT carrying X-Forwarded-For (403): a proxy in between is "
-            "the usual cause",
-            "send IMDS requests directly, not through a proxy (NO_PROXY=169.254.169.254)"))
-    elif with_token is not None and with_token.status != 200:
-        report.problems.append(Finding(
-            "token-rejected", f"the token PUT answered but a GET with its token "
-            f"{with_token.detail}",
-            "check that one IMDS answers both requests (nothing in front of the endpoint)"))
-    if v1.status == 200 and put.token is not None:
-        report.notes.append(Finding(
-            "imdsv1-allowed", "the instance answers requests without a token (IMDSv1)",
-            "require tokens: aws ec2 modify-instance-metadata-options --instance-id ID "
-            "--http-tokens required"))
 
 
 async def _unreachable(report: Report, settings: Settings, tcp: Outcome,
@@ -240,37 +130,55 @@ async def _unreachable(report: Report, settings: Settings, tcp: Outcome,
             "use endpoint mode IPv6: export AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE=IPv6 (or "
             "ec2_metadata_service_endpoint_mode = IPv6 in the profile, or --endpoint-mode IPv6)"))
         return
-    _tcp_problem(report, settings, tcp)
+    tcp_problem(report, settings, tcp)
 
 
-async def _probe_tokens(report: Report, p: Prober, settings: Settings,
-                        evidence: list[str]) -> tuple[bool, str | None]:
-    """Token PUT, GET without and with a token; (whether any GET is served, working token)."""
+async def _probe_tokens(report: Report, p: Prober, settings: Settings, evidence: list[str],
+                        seen: dict[str, Outcome]) -> tuple[bool, str | None]:
+    """Token PUT, GET without and with a token; (whether any GET is served, working token).
+
+    Each probe's outcome goes into ``seen`` under its name. A 429 is throttling, not a verdict
+    on tokens: :func:`answer_notes` reports it."""
     put = await p.token_put()
-    report.probe("token PUT", "ok" if put.token else "fail", put.detail, put.ms)
-    v1 = await p.get(None)
+    seen["token PUT"] = put
+    report.probe("token PUT", "ok" if put.token else "warn" if put.status == 429 else "fail",
+                 put.detail, put.ms)
+    v1 = seen["GET without token"] = await p.get(None)
     v1_words = {200: "answered 200: IMDSv1 allowed",
                 401: "answered 401: IMDSv1 refused, tokens required"}
-    report.probe("GET without token", "ok" if v1.status in v1_words else "fail",
+    report.probe("GET without token", "ok" if v1.status in v1_words
+                 else "warn" if v1.status == 429 else "fail",
                  v1_words.get(v1.status or 0, v1.detail), v1.ms)
     with_token = await p.get(put.token) if put.token else None
     if with_token is None:
         report.probe("GET with token", "skip", "no token")
     else:
-        report.probe("GET with token", "ok" if with_token.kind == "ok" else "fail",
+        seen["GET with token"] = with_token
+        report.probe("GET with token", "ok" if with_token.kind == "ok"
+                     else "warn" if with_token.status == 429 else "fail",
                      with_token.detail, with_token.ms)
-    _token_problems(report, settings, put, v1, with_token, evidence)
+    if put.status != 429:
+        token_problems(report, settings, put, v1, with_token, evidence)
     token = put.token if with_token is not None and with_token.kind == "ok" else None
-    return token is not None or v1.status == 200, token
+    # A 429 or 5xx is an answer too: the load probes then say how often it happens.
+    served = token is not None or any(
+        out is not None and out.status is not None and (out.status in (200, 429)
+                                                        or out.status >= 500)
+        for out in (v1, with_token))
+    return served, token or put.token
 
 
-async def _probe_load(report: Report, p: Prober, timeout: float, token: str | None) -> float:
-    """Latency and a short burst; returns the median answer time in ms."""
-    median, worst, answered = await p.latency(token)
+async def _probe_load(report: Report, p: Prober, timeout: float, token: str | None,
+                      seen: dict[str, Outcome]) -> tuple[float, dict[str, int]]:
+    """Latency and a short burst; (the median answer time in ms, the burst's counts)."""
+    median, worst, outs = await p.latency(token)
+    for n, out in enumerate(outs, 1):
+        seen[f"latency GET {n}"] = out
+    answered = sum(out.kind == "ok" for out in outs)
     slow = median / 1000 > timeout * SLOW_FRACTION
-    report.probe("latency", "warn" if slow else "ok",
+    report.probe("latency", "warn" if slow or answered < len(outs) else "ok",
                  f"median {median:.2f} ms, max {worst:.2f} ms of {answered}/{LATENCY_SAMPLES} "
-                 "GETs", median)
+                 "GETs answered 200", median)
     if slow:
         report.problems.append(Finding(
             "slow", f"answers take {median:.0f} ms, more than half the {timeout:g} s timeout",
@@ -278,21 +186,23 @@ async def _probe_load(report: Report, p: Prober, timeout: float, token: str | No
             f"{max(2, round(timeout * 4))} (or --timeout)"))
     counts = await p.burst(token)
     throttled = counts["429"] + counts["none"]
-    report.probe("throttle", "warn" if throttled else "ok",
+    report.probe("throttle", "warn" if throttled or counts["5xx"] else "ok",
                  f"{THROTTLE_PROBE} GETs at once: {counts['200']} answered 200, "
-                 f"{counts['429']} 429, {counts['none']} no answer", None)
+                 f"{counts['429']} 429, {counts['5xx']} 5xx, {counts['none']} no answer", None)
     if throttled:
         report.notes.append(Finding(
             "throttled", f"{throttled} of {THROTTLE_PROBE} requests sent at once were throttled "
             "or dropped: the service limits bursts. aioimds paces itself; tools that do not may "
-            "fail", "send fewer requests at once; cache what does not change (instance id, "
-            "region)"))
-    return median
+            "fail", THROTTLED_FIX))
+    return median, counts
 
 
 async def _probe(report: Report, settings: Settings, evidence: list[str],
                  ipv6_endpoint: str | None) -> None:
     cfg = settings.config
+    seen: dict[str, Outcome] = {}
+    burst: dict[str, int] = {}
+    median = 0.0
     async with Prober(cfg.base_url, cfg.timeout, ttl=cfg.token_ttl) as p:
         tcp = await p.tcp()
         report.probe("TCP connect", "ok" if tcp.kind == "ok" else "fail", tcp.detail, tcp.ms)
@@ -300,15 +210,17 @@ async def _probe(report: Report, settings: Settings, evidence: list[str],
             await _unreachable(report, settings, tcp, ipv6_endpoint)
             return
         report.probe("IPv6 endpoint", "skip", "IPv4 answers")
-        served, token = await _probe_tokens(report, p, settings, evidence)
-        if not served:
+        served, token = await _probe_tokens(report, p, settings, evidence, seen)
+        if served:
+            median, burst = await _probe_load(report, p, cfg.timeout, token, seen)
+        else:
             report.probe("latency", "skip", "no request is served")
             report.probe("throttle", "skip", "no request is served")
-            return
-        median = await _probe_load(report, p, cfg.timeout, token)
-    if report.healthy:
+    answer_notes(report, seen, burst)
+    if report.healthy and served:
         way = "IMDSv2" if token else "IMDSv1"
-        report.summary = f"{cfg.base_url} answers {way} in {median:.1f} ms"
+        report.summary = f"{cfg.base_url} answers {way} " + (
+            f"in {median:.1f} ms" if median else "(throttled: no latency measured)")
 
 
 async def diagnose(settings: Settings, environ: Mapping[str, str], *,

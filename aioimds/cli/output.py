@@ -51,7 +51,10 @@ class Output:
                 raise PermissionError(f"cannot write to {path}")
             return
         directory = os.path.dirname(os.path.abspath(path))
-        fd, self._tmp = tempfile.mkstemp(dir=directory, prefix=".aioimds-", suffix=".tmp")
+        try:
+            fd, self._tmp = tempfile.mkstemp(dir=directory, prefix=".aioimds-", suffix=".tmp")
+        except OSError as exc:  # name the user's path, not the hidden temporary file
+            raise type(exc)(exc.errno, exc.strerror, path) from None
         os.close(fd)  # mkstemp makes it 0600: right for secrets, widened below otherwise
         if not secret:
             os.chmod(self._tmp, 0o666 & ~umask())

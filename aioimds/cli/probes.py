@@ -29,6 +29,9 @@ LATENCY_SAMPLES = 5
 THROTTLE_PROBE = 10
 """GETs sent at once by the throttle probe: enough to meet a small burst limit, few enough to
 cost any service nothing."""
+DROP_RETRIES = 2
+"""Times a probe whose connection is closed without an answer is sent again, as the client
+retries a dropped connection, before the drop counts as its outcome."""
 
 
 @dataclass
@@ -99,6 +102,14 @@ class Prober:
         return Outcome("ok", _ms(start), detail=f"connected to {self.host}:{self.port}")
 
     async def _send(self, method: str, path: str, headers: dict[str, str]) -> Outcome:
+        out = await self._send_once(method, path, headers)
+        for _ in range(DROP_RETRIES):
+            if out.kind != "closed":
+                break
+            out = await self._send_once(method, path, headers)
+        return out
+
+    async def _send_once(self, method: str, path: str, headers: dict[str, str]) -> Outcome:
         if self._transport is None:
             raise RuntimeError("use 'async with Prober(...)'")
         start = clock.now()
@@ -129,24 +140,24 @@ class Prober:
         """``GET`` :data:`PROBE_PATH`, with ``token`` or without one (IMDSv1)."""
         return await self._send("GET", PROBE_PATH, {TOKEN_HEADER: token} if token else {})
 
-    async def latency(self, token: str | None) -> tuple[float, float, int]:
-        """(median ms, max ms, answers) of :data:`LATENCY_SAMPLES` GETs in a row."""
-        times = []
-        for _ in range(LATENCY_SAMPLES):
-            out = await self.get(token)
-            if out.kind == "ok":
-                times.append(out.ms)
+    async def latency(self, token: str | None) -> tuple[float, float, list[Outcome]]:
+        """(median ms, max ms, outcomes) of :data:`LATENCY_SAMPLES` GETs in a row; the times
+        are those of the GETs answered 200 (0.0 when none was)."""
+        outs = [await self.get(token) for _ in range(LATENCY_SAMPLES)]
+        times = [out.ms for out in outs if out.kind == "ok"]
         if not times:
-            return 0.0, 0.0, 0
-        return statistics.median(times), max(times), len(times)
+            return 0.0, 0.0, outs
+        return statistics.median(times), max(times), outs
 
     async def burst(self, token: str | None) -> dict[str, int]:
         """:data:`THROTTLE_PROBE` GETs at once: how many were answered 200, 429, otherwise,
-        or not at all (keys ``"200"``, ``"429"``, ``"other"``, ``"none"``)."""
+        5xx, otherwise, or not at all (keys ``"200"``, ``"429"``, ``"5xx"``, ``"other"``,
+        ``"none"``)."""
         outs = await asyncio.gather(*(self.get(token) for _ in range(THROTTLE_PROBE)))
-        counts = {"200": 0, "429": 0, "other": 0, "none": 0}
+        counts = {"200": 0, "429": 0, "5xx": 0, "other": 0, "none": 0}
         for out in outs:
-            key = ("200" if out.status == 200 else "429" if out.status == 429 else "other") \
+            key = ("200" if out.status == 200 else "429" if out.status == 429
+                   else "5xx" if out.status >= 500 else "other") \
                 if out.status is not None else "none"
             counts[key] += 1
         return counts

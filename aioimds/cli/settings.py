@@ -72,11 +72,11 @@ def settings_for(args: argparse.Namespace, endpoint: str | None = None,
                            else getattr(args, "endpoint", None))
     # --emulator reads no config file: a broken one cannot block the local emulator
     profile, read_file = getattr(args, "profile", None), not emulator
-    config = IMDSConfig.from_environment(env, profile=profile, config_file=read_file,
-                                         **overrides)
+    config = IMDSConfig.from_environment(env, profile=profile, profile_origin="--profile",
+                                         config_file=read_file, **overrides)
     sources = {}
-    for name, source in setting_sources(env, profile=profile, config_file=read_file,
-                                        **overrides).items():
+    for name, source in setting_sources(env, profile=profile, profile_origin="--profile",
+                                        config_file=read_file, **overrides).items():
         if source == "argument":
             source = "option --emulator" if emulator and name in ("endpoint", "disabled") \
                 else f"option {OPTION_NAMES.get(name, name)}"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import ipaddress
 import math
 import signal
 import sys
@@ -254,6 +255,22 @@ def _stderr_line(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
+def exposure_warning(host: str) -> str | None:
+    """The warning for a ``--host`` that is not a loopback address (``0.0.0.0``, ``::``, an
+    interface's address or a name other than ``localhost``), ``None`` for loopback."""
+    name = host.strip("[]")
+    if name.lower() == "localhost":
+        return None
+    try:
+        if ipaddress.ip_address(name).is_loopback:
+            return None
+    except ValueError:
+        pass  # a host name: it may resolve to anything
+    return (f"warning: serving on {host}, not a loopback address: anyone who can reach this "
+            "machine gets the emulator's metadata and fake credentials; use --host 127.0.0.1 "
+            "unless that is meant")
+
+
 async def run_serve(
     args: argparse.Namespace, out: Callable[[str], None], log: Callable[[str], None] | None = None
 ) -> int:
@@ -264,6 +281,9 @@ async def run_serve(
     file, port in use) before serving; the CLI maps them to its exit status.
     """
     emulator = emulator_from_args(args, log)
+    warning = exposure_warning(args.host)
+    if warning is not None:
+        _stderr_line(f"aioimds: {warning}")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     installed: list[signal.Signals] = []
