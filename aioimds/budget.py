@@ -13,8 +13,6 @@ that got no answer is retried until the dump's own deadline (``until``), not for
 of attempts, so a long throttle never turns into failed paths while the service still answers
 some requests. That stops when the service answers nothing at all (:class:`Stall`): then the
 request falls back to its attempt count, and the crawl's stall detection fails what is left.
-Outside a dump a 429 met while the client's limiter paces its requests is retried within the
-request's own deadline, not counted against its attempts.
 
 A connection that gets no answer from an endpoint that has never answered this client (not on
 EC2, a laptop, a wrong endpoint) gets :data:`DEAD_ENDPOINT_ATTEMPTS` attempts, whatever the
@@ -141,11 +139,6 @@ class Tries:
         throttled = outcome.status == 429 or outcome.status is None
         if throttled and b.until is not None and not (b.stall is not None and b.stall.stalled):
             return now + delay < b.until
-        if outcome.status == 429 and b.limit is not None and b.limit.throttling:
-            # Outside a dump the client's own concurrent requests (a typed view gathers many
-            # leaves) are paced to the granted rate: a 429 then waits for its turn within the
-            # request's deadline instead of spending an attempt.
-            return now + delay < self.deadline
         return self.attempt < b.attempts and now + delay < self.deadline
 
     def end(self) -> float:
