@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import unquote
 
@@ -26,7 +27,8 @@ from .paths import ROOT, child_path, is_listing, parse_listing
 from .snapshot import Record, Snapshot
 from .wire import REDACTED
 
-__all__ = ["REDACTED", "SECRET_FIELDS", "flat_lines", "holds_secrets", "nested", "redact"]
+__all__ = ["REDACTED", "SECRET_FIELDS", "answered_children", "flat_lines", "holds_secrets",
+           "nested", "redact"]
 
 SECRET_FIELDS = ("SecretAccessKey", "Token")
 """Fields of a credential document (one with ``AccessKeyId``) that are replaced."""
@@ -73,20 +75,28 @@ def _leaf_value(path: str, rec: Record) -> Any:
     return text
 
 
+def answered_children(snapshot: Snapshot, listing: str, rec: Record
+                      ) -> Iterator[tuple[str, str, Record]]:
+    """``(entry, child request path, record)`` for each entry of the listing ``rec`` (at the
+    request path ``listing``) whose child answered 200 in ``snapshot``, in listed order; an
+    entry naming no child, or answered 404, is left out."""
+    for entry in parse_listing(rec.body, listing):
+        try:
+            child = child_path(listing, entry)
+        except IMDSResponseError:
+            continue
+        sub = snapshot.get(child)
+        if sub is not None and sub.status == 200:
+            yield entry, child, sub
+
+
 def nested(snapshot: Snapshot, root: str = ROOT) -> dict[str, Any]:
     """The nested JSON view (see the module docstring) of the tree below the listing ``root``
     (a request path; default ``/latest/``)."""
 
     def walk(listing: str, rec: Record) -> dict[str, Any]:
         node: dict[str, Any] = {}
-        for entry in parse_listing(rec.body, listing):
-            try:
-                child = child_path(listing, entry)
-            except IMDSResponseError:
-                continue
-            sub = snapshot.get(child)
-            if sub is None or sub.status != 200:
-                continue
+        for entry, child, sub in answered_children(snapshot, listing, rec):
             key = entry[:-1] if entry.endswith("/") else entry
             node[key] = walk(child, sub) if is_listing(child) else _leaf_value(child, sub)
         return node

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import pty
 import stat
 import subprocess
 import sys
@@ -16,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
+from cli_terminal import on_a_terminal
 from hostile_servers import TOKEN_PATH, http_server, token_answer
 
 from aioimds import (
@@ -184,33 +184,11 @@ def test_a_long_poll_error_is_cut_with_a_mark_in_the_wait_summary() -> None:
     assert long.message.startswith(described.removeprefix("IMDSUnreachableError (")[:-2])
 
 
-def _ls_on_a_terminal(url: str) -> tuple[int, bytes]:
-    """``aioimds --endpoint URL ls meta-data/`` with a pseudo-terminal as stdout."""
-    leader, follower = pty.openpty()
-    env = {**os.environ, "AWS_CONFIG_FILE": os.devnull}
-    with subprocess.Popen([sys.executable, "-m", "aioimds", "--endpoint", url, "ls",
-                           "meta-data/"], stdout=follower, stderr=subprocess.DEVNULL,
-                          env=env) as proc:
-        os.close(follower)
-        chunks = []
-        while True:
-            try:
-                chunk = os.read(leader, 65536)
-            except OSError:  # EIO: the child closed the terminal
-                break
-            if not chunk:
-                break
-            chunks.append(chunk)
-        rc = proc.wait(timeout=60)
-    os.close(leader)
-    return rc, b"".join(chunks)
-
-
 def test_ls_on_a_terminal_escapes_what_would_drive_the_terminal() -> None:
     hostile = b"ami-id\n\x1b]0;PWNED\x07\x1b[2Jevil\n\xc2\x9bcsi\n"
     with Emulator().in_thread() as emu:
         emu.set_response("/latest/meta-data/", Record(hostile))
-        rc, shown = _ls_on_a_terminal(emu.url)
+        rc, shown = on_a_terminal("--endpoint", emu.url, "ls", "meta-data/")[:2]
         piped = subprocess.run([sys.executable, "-m", "aioimds", "--endpoint", emu.url, "ls",
                                 "meta-data/"], capture_output=True, timeout=60, check=False,
                                env={**os.environ, "AWS_CONFIG_FILE": os.devnull})

@@ -7,7 +7,6 @@ import asyncio
 import io
 import json
 import os
-import pty
 import shutil
 import socket
 import stat
@@ -16,6 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from cli_terminal import on_a_terminal
 
 from aioimds import Snapshot
 from aioimds.cli import log as cli_log
@@ -106,39 +106,16 @@ async def test_dump_path_of_a_leaf_or_a_missing_path_says_so(
 
 # -- get on a terminal -----------------------------------------------------------------------
 
-def _on_a_terminal(*argv: str) -> tuple[int, bytes, bytes]:
-    """Run the CLI with a pseudo-terminal as stdout; (status, terminal output, stderr)."""
-    leader, follower = pty.openpty()
-    env = {**os.environ, "AWS_CONFIG_FILE": os.devnull}
-    with subprocess.Popen([sys.executable, "-m", "aioimds", *argv], stdout=follower,
-                          stderr=subprocess.PIPE, env=env) as proc:
-        os.close(follower)
-        chunks = []
-        while True:
-            try:
-                chunk = os.read(leader, 65536)
-            except OSError:  # EIO: the child closed the terminal
-                break
-            if not chunk:
-                break
-            chunks.append(chunk)
-        assert proc.stderr is not None
-        err = proc.stderr.read()
-        rc = proc.wait(timeout=60)
-    os.close(leader)
-    return rc, b"".join(chunks), err
-
-
 def test_get_on_a_terminal_ends_with_a_newline_and_refuses_binary(tmp_path: Path) -> None:
-    rc, out, _ = _on_a_terminal("--emulator", "get", "meta-data/placement/region")
+    rc, out, _ = on_a_terminal("--emulator", "get", "meta-data/placement/region")
     assert (rc, out) == (0, b"ap-northeast-1\r\n")  # the terminal turns \n into \r\n
-    rc, out, err = _on_a_terminal("--emulator", "get", "user-data")
+    rc, out, err = on_a_terminal("--emulator", "get", "user-data")
     assert rc == 2 and out == b""
     assert b"--output" in err and b"--raw" in err and b"binary" in err
-    rc, out, _ = _on_a_terminal("--emulator", "get", "user-data", "--raw")
+    rc, out, _ = on_a_terminal("--emulator", "get", "user-data", "--raw")
     assert rc == 0 and out.startswith(b"\x1f\x8b")
     target = tmp_path / "user-data.gz"
-    rc, out, _ = _on_a_terminal("--emulator", "get", "user-data", "-o", str(target))
+    rc, out, _ = on_a_terminal("--emulator", "get", "user-data", "-o", str(target))
     assert rc == 0 and out == b""
     assert target.read_bytes() == default_snapshot()["/latest/user-data"].body
 

@@ -24,8 +24,8 @@ import contextlib
 import json
 from urllib.parse import unquote
 
-from ..errors import IMDSResponseError
-from ..paths import ROOT, child_path, is_listing, parse_listing
+from ..paths import ROOT, is_listing
+from ..render import answered_children
 from ..snapshot import Record, Snapshot
 
 __all__ = ["DEFAULT_WIDTH", "escape", "one_line", "tree_lines"]
@@ -71,14 +71,7 @@ def tree_lines(snapshot: Snapshot, root: str = ROOT, width: int = DEFAULT_WIDTH)
 
     def walk(listing: str, rec: Record, depth: int) -> None:
         indent = "  " * depth
-        for entry in parse_listing(rec.body, listing):
-            try:
-                child = child_path(listing, entry)
-            except IMDSResponseError:
-                continue
-            sub = snapshot.get(child)
-            if sub is None or sub.status != 200:
-                continue
+        for entry, child, sub in answered_children(snapshot, listing, rec):
             if is_listing(child):  # public-keys/ lists "0=my-key" for the listing 0/
                 out.append(f"{indent}{entry if entry.endswith('/') else entry + '/'}")
                 walk(child, sub, depth + 1)
