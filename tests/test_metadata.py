@@ -25,7 +25,7 @@ from aioimds import (
 from aioimds.emulator import Emulator, default_snapshot
 from aioimds.paths import request_path
 from aioimds.typed._fields import parse_time
-from aioimds.typed.metadata import (
+from aioimds.typed.documents import (
     parse_iam_info,
     parse_identity_document,
     parse_maintenance_events,

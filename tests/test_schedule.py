@@ -26,7 +26,7 @@ from aioimds.emulator.schedule import (
 )
 from aioimds.snapshot import Record
 from aioimds.typed.credentials import CredentialsProvider
-from aioimds.typed.metadata import parse_maintenance_events
+from aioimds.typed.documents import parse_maintenance_events
 from aioimds.wire import format_event_time as event_time
 
 META = "/latest/meta-data/"

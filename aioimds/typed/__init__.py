@@ -19,17 +19,17 @@ from .credentials import (
     RoleCredentials,
     as_botocore_metadata,
 )
-from .identity import verify_identity_document
-from .metadata import (
+from .documents import (
     IAMInfo,
     IdentityDocument,
     MaintenanceEvent,
-    MetadataViews,
-    NetworkInterface,
     Placement,
     RebalanceRecommendation,
     SpotInstanceAction,
 )
+from .identity import verify_identity_document
+from .metadata import MetadataViews
+from .metadata_network import NetworkInterface
 from .watch import (
     LIFECYCLE_INTERVAL,
     MAINTENANCE_INTERVAL,

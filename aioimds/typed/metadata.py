@@ -36,21 +36,7 @@ from .lifetime import default_max_age
 from .metadata_network import NetworkInterface, fetch_network_interfaces
 from .metadata_tags import TagsReader
 
-__all__ = [
-    "IAMInfo",
-    "IdentityDocument",
-    "MaintenanceEvent",
-    "MetadataViews",
-    "NetworkInterface",
-    "Placement",
-    "RebalanceRecommendation",
-    "SpotInstanceAction",
-    "parse_iam_info",
-    "parse_identity_document",
-    "parse_maintenance_events",
-    "parse_rebalance_recommendation",
-    "parse_spot_instance_action",
-]
+__all__ = ["MetadataViews"]
 
 DOCUMENT = c.IDENTITY_DOCUMENT
 SIGNATURE = c.IDENTITY_SIGNATURE

@@ -31,12 +31,8 @@ from typing import Generic, TypeVar
 
 from .. import catalogue as c
 from ..errors import IMDSDisabledError, IMDSError
-from .metadata import (
-    MaintenanceEvent,
-    MetadataViews,
-    RebalanceRecommendation,
-    SpotInstanceAction,
-)
+from .documents import MaintenanceEvent, RebalanceRecommendation, SpotInstanceAction
+from .metadata import MetadataViews
 
 __all__ = [
     "LIFECYCLE_INTERVAL",
